@@ -1,0 +1,249 @@
+//! The guest's side of the bridge: the per-expansion state (call-site spans and
+//! the host that answers span queries) and the private API the export glue uses
+//! to move token streams across the component boundary.
+//!
+//! The guest is single-threaded (`wasm32-wasip2` components have one thread),
+//! so the state is a thread-local set for the duration of one expansion.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// Answers the span queries that need the compiler.
+///
+/// The export glue implements this with the component's `host` imports. Span
+/// arguments are handles the host handed out; results are new handles.
+pub trait Host {
+    /// The source text behind `span`, if it covers real source.
+    fn source_text(&self, span: u32) -> Option<String>;
+    /// An empty span at the start of `span`.
+    fn start(&self, span: u32) -> u32;
+    /// An empty span at the end of `span`.
+    fn end(&self, span: u32) -> u32;
+    /// The 1-based line where `span` starts.
+    fn line(&self, span: u32) -> u32;
+    /// The 1-based column where `span` starts.
+    fn column(&self, span: u32) -> u32;
+    /// The display path of the file `span` is in.
+    fn file(&self, span: u32) -> String;
+    /// The path on disk of the file `span` is in, if it is a real file.
+    fn local_file(&self, span: u32) -> Option<String>;
+    /// `span` with the hygiene of `other`.
+    fn resolved_at(&self, span: u32, other: u32) -> u32;
+    /// `span` as rustc's `Debug` prints it.
+    fn debug(&self, span: u32) -> String;
+}
+
+/// The host used outside an expansion (for example when the guest crate is
+/// compiled natively for its own tests): every span is the one call-site span
+/// and knows nothing about source.
+struct Detached;
+
+impl Host for Detached {
+    fn source_text(&self, _: u32) -> Option<String> {
+        None
+    }
+    fn start(&self, span: u32) -> u32 {
+        span
+    }
+    fn end(&self, span: u32) -> u32 {
+        span
+    }
+    fn line(&self, _: u32) -> u32 {
+        1
+    }
+    fn column(&self, _: u32) -> u32 {
+        1
+    }
+    fn file(&self, _: u32) -> String {
+        String::from("<detached>")
+    }
+    fn local_file(&self, _: u32) -> Option<String> {
+        None
+    }
+    fn resolved_at(&self, span: u32, _: u32) -> u32 {
+        span
+    }
+    fn debug(&self, span: u32) -> String {
+        format!("#{span}")
+    }
+}
+
+struct Expansion {
+    host: Rc<dyn Host>,
+    call_site: u32,
+    mixed_site: u32,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Expansion>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn is_available() -> bool {
+    CURRENT.with(|current| current.borrow().is_some())
+}
+
+pub(crate) fn call_site() -> u32 {
+    CURRENT.with(|current| current.borrow().as_ref().map_or(0, |e| e.call_site))
+}
+
+pub(crate) fn mixed_site() -> u32 {
+    CURRENT.with(|current| current.borrow().as_ref().map_or(0, |e| e.mixed_site))
+}
+
+pub(crate) fn host() -> Rc<dyn Host> {
+    CURRENT.with(|current| match current.borrow().as_ref() {
+        Some(expansion) => Rc::clone(&expansion.host),
+        None => Rc::new(Detached),
+    })
+}
+
+/// The API of this crate that only the wasmacro export glue may use. It is not
+/// part of `proc_macro` and carries no stability promise.
+pub mod __private {
+    use super::{CURRENT, Expansion};
+    use crate::{
+        DelimSpan, Delimiter, Group, Ident, LexError, Literal, Punct, Spacing, Span, TokenStream,
+        TokenTree,
+    };
+    use std::rc::Rc;
+
+    pub use super::Host;
+
+    /// Marks the duration of one expansion: while it lives, `Span::call_site()`
+    /// and friends answer for this expansion and span queries go to `host`.
+    pub struct ExpansionScope(());
+
+    impl ExpansionScope {
+        /// Starts an expansion.
+        pub fn enter(host: Rc<dyn Host>, call_site: u32, mixed_site: u32) -> ExpansionScope {
+            CURRENT.with(|current| {
+                *current.borrow_mut() = Some(Expansion { host, call_site, mixed_site });
+            });
+            ExpansionScope(())
+        }
+    }
+
+    impl Drop for ExpansionScope {
+        fn drop(&mut self) {
+            CURRENT.with(|current| *current.borrow_mut() = None);
+        }
+    }
+
+    /// A token of a flattened (pre-order) token stream, borrowed from the
+    /// glue's wire representation. Fields mirror the WIT `token` variant.
+    #[allow(missing_docs)]
+    pub enum FlatToken<'a> {
+        /// A group; the next `len` tokens (whole subtree) are its contents.
+        Group { delimiter: Delimiter, span: u32, open: u32, close: u32, len: u32 },
+        /// An identifier, without `r#`.
+        Ident { name: &'a str, is_raw: bool, span: u32 },
+        /// A punctuation character.
+        Punct { ch: char, joint: bool, span: u32 },
+        /// A literal as written in source.
+        Literal { text: &'a str, span: u32 },
+    }
+
+    /// Rebuilds a token stream from its flattened form, validating it: group
+    /// lengths must nest, identifiers, puncts and literals must be valid.
+    pub fn decode<'a>(tokens: &[FlatToken<'a>]) -> Result<TokenStream, LexError> {
+        let mut position = 0;
+        let trees = decode_trees(tokens, &mut position, tokens.len())?;
+        Ok(TokenStream::from_trees(trees))
+    }
+
+    fn decode_trees(
+        tokens: &[FlatToken<'_>],
+        position: &mut usize,
+        end: usize,
+    ) -> Result<Vec<TokenTree>, LexError> {
+        let mut trees = Vec::new();
+        while *position < end {
+            let token = &tokens[*position];
+            *position += 1;
+            let tree = match *token {
+                FlatToken::Group { delimiter, span, open, close, len } => {
+                    let inner_end = position
+                        .checked_add(len as usize)
+                        .filter(|&inner_end| inner_end <= end)
+                        .ok_or_else(|| LexError::new("group length overruns its parent"))?;
+                    let inner = decode_trees(tokens, position, inner_end)?;
+                    let spans = DelimSpan {
+                        entire: Span::from_handle(span),
+                        open: Span::from_handle(open),
+                        close: Span::from_handle(close),
+                    };
+                    TokenTree::Group(Group::with_spans(
+                        delimiter,
+                        TokenStream::from_trees(inner),
+                        spans,
+                    ))
+                }
+                FlatToken::Ident { name, is_raw, span } => {
+                    crate::lexer::validate_ident(name, is_raw).map_err(LexError::new)?;
+                    TokenTree::Ident(Ident::new_unchecked(name, is_raw, Span::from_handle(span)))
+                }
+                FlatToken::Punct { ch, joint, span } => {
+                    if !crate::LEGAL_PUNCT_CHARS.contains(&ch) {
+                        return Err(LexError::new(format!("unsupported character `{ch:?}`")));
+                    }
+                    let spacing = if joint { Spacing::Joint } else { Spacing::Alone };
+                    TokenTree::Punct(Punct::with_span(ch, spacing, Span::from_handle(span)))
+                }
+                FlatToken::Literal { text, span } => {
+                    TokenTree::Literal(crate::lexer::literal(text, Span::from_handle(span))?)
+                }
+            };
+            trees.push(tree);
+        }
+        Ok(trees)
+    }
+
+    /// Flattens a token stream (pre-order), calling `emit` for every token.
+    pub fn encode(stream: &TokenStream, emit: &mut dyn FnMut(FlatToken<'_>)) {
+        for tree in stream.trees() {
+            match tree {
+                TokenTree::Group(group) => {
+                    emit(FlatToken::Group {
+                        delimiter: group.delimiter(),
+                        span: group.span().handle(),
+                        open: group.span_open().handle(),
+                        close: group.span_close().handle(),
+                        len: u32::try_from(count(group.stream.trees()))
+                            .expect("a token stream of more than 4 billion tokens"),
+                    });
+                    encode(&group.stream, emit);
+                }
+                TokenTree::Ident(ident) => emit(FlatToken::Ident {
+                    name: ident.name(),
+                    is_raw: ident.is_raw(),
+                    span: ident.span().handle(),
+                }),
+                TokenTree::Punct(punct) => emit(FlatToken::Punct {
+                    ch: punct.as_char(),
+                    joint: punct.spacing() == Spacing::Joint,
+                    span: punct.span().handle(),
+                }),
+                TokenTree::Literal(literal) => {
+                    let text = literal.to_string();
+                    emit(FlatToken::Literal { text: &text, span: literal.span().handle() })
+                }
+            }
+        }
+    }
+
+    /// The number of tokens `trees` flattens to.
+    fn count(trees: &[TokenTree]) -> usize {
+        trees
+            .iter()
+            .map(|tree| match tree {
+                TokenTree::Group(group) => 1 + count(group.stream.trees()),
+                _ => 1,
+            })
+            .sum()
+    }
+
+    /// Parses `text` as one literal (used by hosts that validate literals).
+    pub fn parse_literal(text: &str) -> Result<Literal, LexError> {
+        crate::lexer::literal(text, Span::call_site())
+    }
+}

@@ -1,0 +1,174 @@
+//! `Display` for token streams, following rustc's pretty printer
+//! (`rustc_ast_pretty::pprust::State::print_tts` and `space_between`).
+//!
+//! Tokens that cross the proc-macro bridge carry only `Punct` spacing: rustc
+//! converts every other token it receives from a macro with `Spacing::Alone`,
+//! so a stream a macro built prints with a space between tokens except where a
+//! `Joint` punct or `space_between` says otherwise.
+
+use crate::{Delimiter, Spacing, TokenStream, TokenTree};
+
+pub(crate) fn token_stream(stream: &TokenStream) -> String {
+    let mut out = String::new();
+    print_trees(stream.trees(), &mut out);
+    out
+}
+
+fn print_trees(trees: &[TokenTree], out: &mut String) {
+    let mut iter = trees.iter().peekable();
+    while let Some(tree) = iter.next() {
+        let spacing = print_tree(tree, out);
+        if let Some(next) = iter.peek() {
+            if spacing == Spacing::Alone && space_between(tree, next) {
+                out.push(' ');
+            }
+        }
+    }
+}
+
+fn print_tree(tree: &TokenTree, out: &mut String) -> Spacing {
+    match tree {
+        TokenTree::Group(group) => {
+            let trees = group.stream.trees();
+            match group.delimiter() {
+                Delimiter::Parenthesis => bracketed('(', ')', trees, out),
+                Delimiter::Bracket => bracketed('[', ']', trees, out),
+                Delimiter::Brace => {
+                    if trees.is_empty() {
+                        out.push_str("{}");
+                    } else {
+                        out.push_str("{ ");
+                        print_trees(trees, out);
+                        out.push_str(" }");
+                    }
+                }
+                Delimiter::None => print_trees(trees, out),
+            }
+            Spacing::Alone
+        }
+        TokenTree::Ident(ident) => {
+            out.push_str(&ident.to_string());
+            Spacing::Alone
+        }
+        TokenTree::Punct(punct) => {
+            out.push(punct.as_char());
+            punct.spacing()
+        }
+        TokenTree::Literal(literal) => {
+            out.push_str(&literal.to_string());
+            Spacing::Alone
+        }
+    }
+}
+
+fn bracketed(open: char, close: char, trees: &[TokenTree], out: &mut String) {
+    out.push(open);
+    print_trees(trees, out);
+    out.push(close);
+}
+
+fn is_punct(tree: &TokenTree) -> bool {
+    matches!(tree, TokenTree::Punct(_))
+}
+
+fn is_punct_char(tree: &TokenTree, ch: char) -> bool {
+    matches!(tree, TokenTree::Punct(p) if p.as_char() == ch)
+}
+
+/// Whether the pretty printer puts a space between two adjacent trees whose
+/// first one is `Alone`. The default is a space; these are the exceptions.
+fn space_between(first: &TokenTree, second: &TokenTree) -> bool {
+    // `.` + NON-PUNCT: `x.y`, `tup.0`
+    if is_punct_char(first, '.') && !is_punct(second) {
+        return false;
+    }
+    // `$` + IDENT: `$e`
+    if is_punct_char(first, '$') && matches!(second, TokenTree::Ident(_)) {
+        return false;
+    }
+    // NON-PUNCT + `,` / `;` / `.`: `foo,`, `x = 3;`, `x.y`
+    if !is_punct(first)
+        && (is_punct_char(second, ',') || is_punct_char(second, ';') || is_punct_char(second, '.'))
+    {
+        return false;
+    }
+    // IDENT + `(` where the ident is not a reserved word (but `fn`, `Self`,
+    // `pub` and raw identifiers are fine): `f(3)`, `fn(x: u8)`, `pub(crate)`;
+    // `let (a, b)` keeps its space.
+    if let (TokenTree::Ident(ident), TokenTree::Group(group)) = (first, second) {
+        if group.delimiter() == Delimiter::Parenthesis {
+            let name = ident.name();
+            if ident.is_raw() || !is_reserved(name) || matches!(name, "fn" | "Self" | "pub") {
+                return false;
+            }
+        }
+    }
+    // `#` + `[`: `#[attr]`
+    if is_punct_char(first, '#')
+        && matches!(second, TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket)
+    {
+        return false;
+    }
+    true
+}
+
+/// Keywords and reserved words, as `rustc_span::Ident::is_reserved` sees them
+/// in the 2021 edition and later (strict, reserved, and `async`/`await`/`dyn`/
+/// `try`; `_` and the empty symbol count too).
+fn is_reserved(name: &str) -> bool {
+    matches!(
+        name,
+        "_" | "as"
+            | "break"
+            | "const"
+            | "continue"
+            | "crate"
+            | "else"
+            | "enum"
+            | "extern"
+            | "false"
+            | "fn"
+            | "for"
+            | "if"
+            | "impl"
+            | "in"
+            | "let"
+            | "loop"
+            | "match"
+            | "mod"
+            | "move"
+            | "mut"
+            | "pub"
+            | "ref"
+            | "return"
+            | "self"
+            | "Self"
+            | "static"
+            | "struct"
+            | "super"
+            | "trait"
+            | "true"
+            | "type"
+            | "unsafe"
+            | "use"
+            | "where"
+            | "while"
+            | "abstract"
+            | "become"
+            | "box"
+            | "do"
+            | "final"
+            | "macro"
+            | "override"
+            | "priv"
+            | "typeof"
+            | "unsized"
+            | "virtual"
+            | "yield"
+            | "async"
+            | "await"
+            | "dyn"
+            | "try"
+            | "gen"
+    )
+}

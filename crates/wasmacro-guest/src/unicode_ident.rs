@@ -1,0 +1,1 @@
+//! Unicode XID tables (being written).
