@@ -1,1 +1,36 @@
-//! placeholder
+//! The wasmacro runtime: loads proc-macro components, keeps a content-addressed
+//! cache of their precompiled code, and runs expansions in a deterministic
+//! wasmtime sandbox. [`server`] serves one component to a shim inside rustc.
+//!
+//! Embedding it takes three steps: a [`Runtime`] (one wasmtime `Engine` and the
+//! [`ComponentCache`]), a [`LoadedComponent`] per component (precompiled code
+//! and an `InstancePre`), and a [`MacroInstance`] that owns the guest's memory
+//! for as long as native macro state would live — one compilation.
+//!
+//! It must never: give a guest a preopened directory, an environment variable,
+//! an argument, a socket, the real clock or real randomness; trust bytes that
+//! come from a guest or from the cache without validating them; or let a guest
+//! failure escape as a panic of the host.
+
+#![warn(missing_docs)]
+
+mod cache;
+mod error;
+mod instance;
+pub mod server;
+mod wasi;
+
+pub use cache::{CacheDir, ComponentCache, ComponentHash};
+pub use error::{ExpandError, LoadError};
+pub use instance::{
+    Isolation, LoadedComponent, MacroInstance, Runtime, RuntimeConfig, SpanOracle, SpanOracleError,
+};
+
+/// Generated bindings for the `wasmacro:proc-macro` world.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "proc-macro-component",
+        imports: { default: trappable },
+    });
+}

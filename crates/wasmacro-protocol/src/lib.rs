@@ -1,1 +1,216 @@
-//! placeholder
+//! The messages between a shim proc macro inside rustc and the wasmacro
+//! server that runs the component, and their binary encoding.
+//!
+//! A shim is a native proc-macro crate generated for one component; the first
+//! time rustc calls one of its macros it starts `wasmacro serve` and then talks
+//! to it over the child's stdin/stdout with length-prefixed frames:
+//!
+//! ```text
+//! shim                                   server
+//!  | Hello{version, component}  ------->  |  load the component
+//!  |  <-------  Ready{macros} | Fatal     |
+//!  | Expand{macro, tokens, spans} ----->  |  run the guest
+//!  |  <-------  SpanQuery{..}             |  (guest asked for source text, …)
+//!  | SpanAnswer{..}  ------------------>  |
+//!  |  <-------  Expanded{result}          |
+//! ```
+//!
+//! This crate is compiled into every generated shim by invoking rustc
+//! directly, so it must never depend on another crate, and it treats every
+//! byte it reads as untrusted: decoding returns [`DecodeError`], never panics.
+
+#![warn(missing_docs)]
+
+mod codec;
+
+pub use codec::{DecodeError, Decoder, Encoder, read_frame, write_frame};
+
+/// Bumped whenever a message changes shape. A shim and a server only talk if
+/// their versions are equal.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame either side accepts (256 MiB), so a corrupt length prefix
+/// cannot make the reader allocate without bound.
+pub const MAX_FRAME_LEN: u32 = 256 << 20;
+
+/// An index into the shim's span table for the current expansion.
+pub type SpanHandle = u32;
+
+/// How a group is delimited.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Delimiter {
+    /// `( … )`
+    Parenthesis,
+    /// `{ … }`
+    Brace,
+    /// `[ … ]`
+    Bracket,
+    /// An invisible delimiter.
+    None,
+}
+
+/// One token of a flattened (pre-order) token stream, as in the WIT contract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Token {
+    /// A group; the next `len` tokens (the whole subtree) are its contents.
+    Group {
+        /// The delimiter.
+        delimiter: Delimiter,
+        /// The span of the whole group.
+        span: SpanHandle,
+        /// The span of the opening delimiter.
+        open: SpanHandle,
+        /// The span of the closing delimiter.
+        close: SpanHandle,
+        /// The number of tokens in the subtree.
+        len: u32,
+    },
+    /// An identifier.
+    Ident {
+        /// The name without `r#`.
+        name: String,
+        /// Whether it is a raw identifier.
+        is_raw: bool,
+        /// Its span.
+        span: SpanHandle,
+    },
+    /// A punctuation character.
+    Punct {
+        /// The character.
+        ch: char,
+        /// Whether it joins with the next punct.
+        joint: bool,
+        /// Its span.
+        span: SpanHandle,
+    },
+    /// A literal, as written in source.
+    Literal {
+        /// The literal's text, e.g. `"a"` or `1u8`.
+        text: String,
+        /// Its span.
+        span: SpanHandle,
+    },
+}
+
+/// What kind of proc macro a declaration is.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum MacroKind {
+    /// `#[proc_macro_derive]`
+    Derive,
+    /// `#[proc_macro_attribute]`
+    Attribute,
+    /// `#[proc_macro]`
+    Function,
+}
+
+/// A macro a component exports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MacroDecl {
+    /// The name users write.
+    pub name: String,
+    /// Derive, attribute or function-like.
+    pub kind: MacroKind,
+    /// Helper attributes of a derive.
+    pub helper_attributes: Vec<String>,
+}
+
+/// One expansion, as the shim asks for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpandRequest {
+    /// Which macro to run.
+    pub macro_name: String,
+    /// The item or the macro's arguments.
+    pub input: Vec<Token>,
+    /// An attribute macro's own arguments.
+    pub attribute_args: Option<Vec<Token>>,
+    /// `Span::call_site()`.
+    pub call_site: SpanHandle,
+    /// `Span::mixed_site()`.
+    pub mixed_site: SpanHandle,
+}
+
+/// Why an expansion produced no tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExpandFailure {
+    /// The macro panicked, with the payload's message if it had one: rustc
+    /// reports it as the native macro's panic.
+    Panicked(Option<String>),
+    /// The runtime could not run the macro (a trap, a limit, a broken
+    /// component); the text is a complete, user-facing explanation.
+    Error(String),
+}
+
+/// A question the guest asks about a span, forwarded to the shim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpanQuery {
+    /// `Span::source_text`
+    SourceText(SpanHandle),
+    /// `Span::start`
+    Start(SpanHandle),
+    /// `Span::end`
+    End(SpanHandle),
+    /// `Span::line`
+    Line(SpanHandle),
+    /// `Span::column`
+    Column(SpanHandle),
+    /// `Span::file`
+    File(SpanHandle),
+    /// `Span::local_file`
+    LocalFile(SpanHandle),
+    /// `Span::resolved_at`
+    ResolvedAt(SpanHandle, SpanHandle),
+    /// `Debug for Span`
+    Debug(SpanHandle),
+}
+
+/// The shim's answer to a [`SpanQuery`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpanAnswer {
+    /// A new or existing span handle.
+    Span(SpanHandle),
+    /// A number (line, column).
+    Number(u32),
+    /// A string (file, debug).
+    Text(String),
+    /// An optional string (source text, local file).
+    MaybeText(Option<String>),
+    /// The query named a handle the shim never handed out.
+    InvalidHandle(SpanHandle),
+}
+
+/// A message from the shim to the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShimMessage {
+    /// The first message: which component to serve.
+    Hello {
+        /// [`PROTOCOL_VERSION`] of the shim.
+        version: u32,
+        /// The component's content hash (hex BLAKE3 of its bytes).
+        component: String,
+        /// The name of the macro crate, for messages.
+        crate_name: String,
+    },
+    /// Run one expansion.
+    Expand(ExpandRequest),
+    /// The answer to the last [`ServerMessage::SpanQuery`].
+    SpanAnswer(SpanAnswer),
+}
+
+/// A message from the server to the shim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerMessage {
+    /// The component is loaded; these are its macros.
+    Ready(Vec<MacroDecl>),
+    /// The server cannot serve this shim at all; the text explains why.
+    Fatal(String),
+    /// The guest needs the compiler's answer about a span.
+    SpanQuery(SpanQuery),
+    /// The expansion finished.
+    Expanded {
+        /// The output tokens or why there are none.
+        result: Result<Vec<Token>, ExpandFailure>,
+        /// What the guest wrote to stdout and stderr, to forward to rustc's
+        /// stderr.
+        output: String,
+    },
+}

@@ -1,0 +1,57 @@
+//! Typed errors of the runtime. Messages are complete sentences a rustc user
+//! can act on: they name what was attempted and, where one exists, a fix.
+
+use std::path::PathBuf;
+
+/// A component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The component is not in the cache and no bytes were given.
+    #[error("component {hash} is not in the wasmacro cache at {dir}; rebuild it with `wasmacro build`")]
+    NotCached {
+        /// The hash asked for.
+        hash: String,
+        /// The cache directory searched.
+        dir: PathBuf,
+    },
+    /// The bytes are not a valid component, or were built for another
+    /// contract version.
+    #[error("{what} is not a valid wasmacro proc-macro component: {reason}")]
+    Invalid {
+        /// What was loaded (a path or a hash).
+        what: String,
+        /// wasmtime's explanation.
+        reason: String,
+    },
+    /// Reading or writing the cache failed.
+    #[error("wasmacro cache I/O failed at {path}: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The engine could not be created.
+    #[error("could not create the wasmtime engine: {0}")]
+    Engine(String),
+}
+
+/// An expansion did not produce tokens.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpandError {
+    /// The macro panicked; rustc reports this like a native macro's panic.
+    #[error("proc macro panicked{}", .0.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Panicked(Option<String>),
+    /// The guest trapped or hit a limit.
+    #[error("{0}")]
+    Trapped(String),
+    /// The component does not export the macro.
+    #[error("the component does not export a macro named `{0}`")]
+    UnknownMacro(String),
+    /// The guest rejected the tokens it was given.
+    #[error("the component rejected its input tokens: {0}")]
+    InvalidInput(String),
+    /// The instance could not be created.
+    #[error("could not instantiate the component: {0}")]
+    Instantiate(String),
+}

@@ -1,0 +1,463 @@
+//! Engines, loaded components and the instances that run expansions.
+
+use crate::bindings::wasmacro::proc_macro::{host, types as wit};
+use crate::bindings::{ProcMacroComponent, ProcMacroComponentPre};
+use crate::cache::{CacheDir, ComponentCache, ComponentHash};
+use crate::error::{ExpandError, LoadError};
+use crate::wasi::deterministic_ctx;
+use std::sync::Arc;
+use wasmacro_protocol::{
+    Delimiter, ExpandRequest, MacroDecl, MacroKind, SpanAnswer, SpanHandle, SpanQuery, Token,
+};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// How long guest state lives.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// One instance for all expansions of a component in one compilation, as
+    /// native proc macros share one address space (macros such as
+    /// enum_dispatch keep state between expansions). Expansion order inside
+    /// one rustc is fixed, so this stays deterministic.
+    #[default]
+    PerCompilation,
+    /// A fresh instance for every expansion: for macros known to be stateless.
+    PerExpansion,
+}
+
+/// Limits and policies of a runtime. The defaults are generous enough for
+/// real macros; a macro that exceeds them fails with an error naming the limit.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Fuel (roughly, wasm instructions) one expansion may use. Fuel rather
+    /// than time, so a macro fails the same way on every machine.
+    pub fuel_per_expansion: u64,
+    /// The most linear memory one instance may grow to, in bytes.
+    pub max_memory_bytes: usize,
+    /// The deepest wasm stack, in bytes.
+    pub max_wasm_stack: usize,
+    /// Instance lifetime.
+    pub isolation: Isolation,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            fuel_per_expansion: 50_000_000_000,
+            max_memory_bytes: 1 << 30,
+            max_wasm_stack: 1 << 20,
+            isolation: Isolation::PerCompilation,
+        }
+    }
+}
+
+/// Answers the span queries of a running guest. In rustc that is the shim,
+/// which holds the real spans; a standalone tool can answer from a source file.
+pub trait SpanOracle: Send {
+    /// Answers one query.
+    fn query(&mut self, query: SpanQuery) -> Result<SpanAnswer, SpanOracleError>;
+}
+
+/// The oracle could not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SpanOracleError(pub String);
+
+/// One wasmtime engine and the component cache that goes with it.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    cache: ComponentCache,
+    config: RuntimeConfig,
+}
+
+impl Runtime {
+    /// Creates the engine (Cranelift, fuel metering) and the linker that
+    /// defines exactly the imports a component may have.
+    pub fn new(cache_dir: CacheDir, config: RuntimeConfig) -> Result<Runtime, LoadError> {
+        let mut wasm_config = Config::new();
+        wasm_config.consume_fuel(true);
+        wasm_config.max_wasm_stack(config.max_wasm_stack);
+        let engine = Engine::new(&wasm_config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        ProcMacroComponent::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let cache = ComponentCache::new(cache_dir, &engine);
+        Ok(Runtime { engine, linker, cache, config })
+    }
+
+    /// The limits and policies in force.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// Fuel each expansion starts with.
+    pub fn fuel_per_expansion(&self) -> u64 {
+        self.config.fuel_per_expansion
+    }
+
+    /// The component cache.
+    pub fn cache(&self) -> &ComponentCache {
+        &self.cache
+    }
+
+    /// Loads a cached component: precompiled code, pre-instantiation, and its
+    /// declarations (read by instantiating it once).
+    pub fn load(&self, hash: &ComponentHash) -> Result<LoadedComponent, LoadError> {
+        let component = self.cache.load(&self.engine, hash)?;
+        self.prepare(component, hash.to_string())
+    }
+
+    /// Compiles component bytes without touching the cache (for inspection
+    /// and for checking a fresh build).
+    pub fn load_bytes(&self, bytes: &[u8], what: &str) -> Result<LoadedComponent, LoadError> {
+        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Invalid {
+            what: what.to_string(),
+            reason: format!("{e:#}"),
+        })?;
+        self.prepare(component, what.to_string())
+    }
+
+    /// The imports of a component, as `namespace:package/interface@version`.
+    pub fn imports(&self, bytes: &[u8], what: &str) -> Result<Vec<String>, LoadError> {
+        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Invalid {
+            what: what.to_string(),
+            reason: format!("{e:#}"),
+        })?;
+        let ty = component.component_type();
+        let mut imports: Vec<String> =
+            ty.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        imports.sort();
+        Ok(imports)
+    }
+
+    fn prepare(&self, component: Component, what: String) -> Result<LoadedComponent, LoadError> {
+        let invalid = |reason: String| LoadError::Invalid { what: what.clone(), reason };
+        let instance_pre =
+            self.linker.instantiate_pre(&component).map_err(|e| invalid(format!("{e:#}")))?;
+        let pre = ProcMacroComponentPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?;
+        let mut loaded = LoadedComponent {
+            engine: self.engine.clone(),
+            pre: Arc::new(pre),
+            config: self.config.clone(),
+            declarations: Vec::new(),
+        };
+        let mut instance = loaded.instantiate().map_err(|e| invalid(e.to_string()))?;
+        loaded.declarations = instance.declarations().map_err(|e| invalid(e.to_string()))?;
+        Ok(loaded)
+    }
+}
+
+/// A component ready to instantiate.
+#[derive(Clone)]
+pub struct LoadedComponent {
+    engine: Engine,
+    pre: Arc<ProcMacroComponentPre<GuestState>>,
+    config: RuntimeConfig,
+    declarations: Vec<MacroDecl>,
+}
+
+impl LoadedComponent {
+    /// The macros the component exports.
+    pub fn declarations(&self) -> &[MacroDecl] {
+        &self.declarations
+    }
+
+    /// A new instance with its own memory.
+    pub fn instantiate(&self) -> Result<MacroInstance, ExpandError> {
+        let (wasi, output) = deterministic_ctx();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.config.max_memory_bytes)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = GuestState {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            oracle: None,
+            panic: None,
+            oracle_error: None,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.set_fuel(self.config.fuel_per_expansion).map_err(trap_text)?;
+        let bindings =
+            self.pre.instantiate(&mut store).map_err(|e| ExpandError::Instantiate(format!("{e:#}")))?;
+        Ok(MacroInstance { store, bindings, output, output_read: 0, poisoned: false })
+    }
+}
+
+/// A live instance: the guest's memory and statics, reused across expansions.
+pub struct MacroInstance {
+    store: Store<GuestState>,
+    bindings: ProcMacroComponent,
+    output: MemoryOutputPipe,
+    output_read: usize,
+    poisoned: bool,
+}
+
+impl MacroInstance {
+    /// Whether a trap left the instance unusable (wasmtime refuses to enter
+    /// it again); the caller makes a new one.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    fn declarations(&mut self) -> Result<Vec<MacroDecl>, ExpandError> {
+        let decls = self
+            .bindings
+            .wasmacro_proc_macro_macros()
+            .call_declarations(&mut self.store)
+            .map_err(|e| ExpandError::Trapped(format!("{e:#}")))?;
+        Ok(decls
+            .into_iter()
+            .map(|d| MacroDecl {
+                name: d.name,
+                kind: match d.kind {
+                    wit::MacroKind::Derive => MacroKind::Derive,
+                    wit::MacroKind::Attribute => MacroKind::Attribute,
+                    wit::MacroKind::Function => MacroKind::Function,
+                },
+                helper_attributes: d.helper_attributes,
+            })
+            .collect())
+    }
+
+    /// Runs one expansion. Returns the tokens (or why there are none) and
+    /// whatever the guest printed meanwhile.
+    pub fn expand(
+        &mut self,
+        request: &ExpandRequest,
+        oracle: Box<dyn SpanOracle>,
+        fuel: u64,
+    ) -> (Result<Vec<Token>, ExpandError>, String, Box<dyn SpanOracle>) {
+        let wit_request = wit::ExpansionRequest {
+            macro_name: request.macro_name.clone(),
+            input: tokens_to_wit(&request.input),
+            attribute_args: request.attribute_args.as_deref().map(tokens_to_wit),
+            call_site: request.call_site,
+            mixed_site: request.mixed_site,
+        };
+        self.store.data_mut().oracle = Some(oracle);
+        self.store.data_mut().panic = None;
+        self.store.data_mut().oracle_error = None;
+        let result = match self.store.set_fuel(fuel) {
+            Ok(()) => {
+                self.bindings.wasmacro_proc_macro_macros().call_expand(&mut self.store, &wit_request)
+            }
+            Err(e) => Err(e),
+        };
+        let state = self.store.data_mut();
+        let oracle = state.oracle.take().expect("the oracle is only taken here");
+        let result = match result {
+            Ok(Ok(tokens)) => Ok(tokens_from_wit(tokens)),
+            Ok(Err(wit::ExpansionError::UnknownMacro(name))) => Err(ExpandError::UnknownMacro(name)),
+            Ok(Err(wit::ExpansionError::InvalidInput(why))) => Err(ExpandError::InvalidInput(why)),
+            Err(error) => {
+                self.poisoned = true;
+                if let Some(message) = state.panic.take() {
+                    Err(ExpandError::Panicked(message))
+                } else if let Some(oracle_error) = state.oracle_error.take() {
+                    Err(ExpandError::Trapped(oracle_error))
+                } else {
+                    Err(ExpandError::Trapped(describe_trap(&error, fuel)))
+                }
+            }
+        };
+        let contents = self.output.contents();
+        let output = String::from_utf8_lossy(contents.get(self.output_read..).unwrap_or_default())
+            .into_owned();
+        self.output_read = contents.len();
+        (result, output, oracle)
+    }
+}
+
+/// A user-facing explanation of a trap, naming the limit hit where there is one.
+fn describe_trap(error: &wasmtime::Error, fuel: u64) -> String {
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => format!(
+            "the macro ran out of fuel (it executed more than {fuel} wasm instructions); \
+             it may loop forever — if it is just slow, raise the fuel limit"
+        ),
+        Some(Trap::StackOverflow) => {
+            "the macro overflowed its wasm stack (unbounded recursion?)".to_string()
+        }
+        Some(Trap::Interrupt) => "the macro was interrupted by the wall-clock backstop".to_string(),
+        Some(trap) => format!("the macro trapped: {trap}"),
+        None => {
+            let text = format!("{error:#}");
+            if text.contains("growing memory") || text.contains("memory") {
+                format!("the macro exceeded its memory limit: {text}")
+            } else {
+                format!("the macro failed: {text}")
+            }
+        }
+    }
+}
+
+fn trap_text(error: wasmtime::Error) -> ExpandError {
+    ExpandError::Trapped(format!("{error:#}"))
+}
+
+/// The store's data: WASI state, limits, and the span oracle of the running
+/// expansion.
+pub(crate) struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    oracle: Option<Box<dyn SpanOracle>>,
+    /// Set by `report-panic`: `Some(message)` once the guest panicked.
+    panic: Option<Option<String>>,
+    /// Why a span query failed, reported instead of the resulting trap.
+    oracle_error: Option<String>,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl GuestState {
+    fn ask(&mut self, query: SpanQuery) -> wasmtime::Result<SpanAnswer> {
+        let Some(oracle) = self.oracle.as_mut() else {
+            return Err(self.fail("span query outside an expansion".to_string()));
+        };
+        match oracle.query(query.clone()) {
+            Ok(SpanAnswer::InvalidHandle(handle)) => Err(self.fail(format!(
+                "the macro used span handle {handle}, which the compiler never handed out"
+            ))),
+            Ok(answer) => Ok(answer),
+            Err(e) => Err(self.fail(format!("the span query {query:?} failed: {e}"))),
+        }
+    }
+
+    fn fail(&mut self, message: String) -> wasmtime::Error {
+        self.oracle_error = Some(message.clone());
+        wasmtime::Error::msg(message)
+    }
+
+    fn span(&mut self, query: SpanQuery) -> wasmtime::Result<SpanHandle> {
+        match self.ask(query)? {
+            SpanAnswer::Span(handle) => Ok(handle),
+            other => Err(self.fail(format!("expected a span from the compiler, got {other:?}"))),
+        }
+    }
+
+    fn number(&mut self, query: SpanQuery) -> wasmtime::Result<u32> {
+        match self.ask(query)? {
+            SpanAnswer::Number(n) => Ok(n),
+            other => Err(self.fail(format!("expected a number from the compiler, got {other:?}"))),
+        }
+    }
+
+    fn text(&mut self, query: SpanQuery) -> wasmtime::Result<String> {
+        match self.ask(query)? {
+            SpanAnswer::Text(text) => Ok(text),
+            other => Err(self.fail(format!("expected text from the compiler, got {other:?}"))),
+        }
+    }
+
+    fn maybe_text(&mut self, query: SpanQuery) -> wasmtime::Result<Option<String>> {
+        match self.ask(query)? {
+            SpanAnswer::MaybeText(text) => Ok(text),
+            other => Err(self.fail(format!("expected text from the compiler, got {other:?}"))),
+        }
+    }
+}
+
+impl wit::Host for GuestState {}
+
+impl host::Host for GuestState {
+    fn source_text(&mut self, span: SpanHandle) -> wasmtime::Result<Option<String>> {
+        self.maybe_text(SpanQuery::SourceText(span))
+    }
+    fn start(&mut self, span: SpanHandle) -> wasmtime::Result<SpanHandle> {
+        self.span(SpanQuery::Start(span))
+    }
+    fn end(&mut self, span: SpanHandle) -> wasmtime::Result<SpanHandle> {
+        self.span(SpanQuery::End(span))
+    }
+    fn line(&mut self, span: SpanHandle) -> wasmtime::Result<u32> {
+        self.number(SpanQuery::Line(span))
+    }
+    fn column(&mut self, span: SpanHandle) -> wasmtime::Result<u32> {
+        self.number(SpanQuery::Column(span))
+    }
+    fn file(&mut self, span: SpanHandle) -> wasmtime::Result<String> {
+        self.text(SpanQuery::File(span))
+    }
+    fn local_file(&mut self, span: SpanHandle) -> wasmtime::Result<Option<String>> {
+        self.maybe_text(SpanQuery::LocalFile(span))
+    }
+    fn resolved_at(&mut self, span: SpanHandle, other: SpanHandle) -> wasmtime::Result<SpanHandle> {
+        self.span(SpanQuery::ResolvedAt(span, other))
+    }
+    fn debug(&mut self, span: SpanHandle) -> wasmtime::Result<String> {
+        self.text(SpanQuery::Debug(span))
+    }
+    fn report_panic(&mut self, message: Option<String>) -> wasmtime::Result<()> {
+        self.panic = Some(message);
+        Ok(())
+    }
+}
+
+fn tokens_to_wit(tokens: &[Token]) -> Vec<wit::Token> {
+    tokens
+        .iter()
+        .map(|token| match token {
+            Token::Group { delimiter, span, open, close, len } => wit::Token::Group(wit::Group {
+                delimiter: match delimiter {
+                    Delimiter::Parenthesis => wit::Delimiter::Parenthesis,
+                    Delimiter::Brace => wit::Delimiter::Brace,
+                    Delimiter::Bracket => wit::Delimiter::Bracket,
+                    Delimiter::None => wit::Delimiter::None,
+                },
+                span: *span,
+                span_open: *open,
+                span_close: *close,
+                len: *len,
+            }),
+            Token::Ident { name, is_raw, span } => {
+                wit::Token::Ident(wit::Ident { name: name.clone(), is_raw: *is_raw, span: *span })
+            }
+            Token::Punct { ch, joint, span } => wit::Token::Punct(wit::Punct {
+                ch: *ch,
+                spacing: if *joint { wit::Spacing::Joint } else { wit::Spacing::Alone },
+                span: *span,
+            }),
+            Token::Literal { text, span } => {
+                wit::Token::Literal(wit::Literal { text: text.clone(), span: *span })
+            }
+        })
+        .collect()
+}
+
+fn tokens_from_wit(tokens: Vec<wit::Token>) -> Vec<Token> {
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            wit::Token::Group(g) => Token::Group {
+                delimiter: match g.delimiter {
+                    wit::Delimiter::Parenthesis => Delimiter::Parenthesis,
+                    wit::Delimiter::Brace => Delimiter::Brace,
+                    wit::Delimiter::Bracket => Delimiter::Bracket,
+                    wit::Delimiter::None => Delimiter::None,
+                },
+                span: g.span,
+                open: g.span_open,
+                close: g.span_close,
+                len: g.len,
+            },
+            wit::Token::Ident(i) => Token::Ident { name: i.name, is_raw: i.is_raw, span: i.span },
+            wit::Token::Punct(p) => {
+                Token::Punct { ch: p.ch, joint: p.spacing == wit::Spacing::Joint, span: p.span }
+            }
+            wit::Token::Literal(l) => Token::Literal { text: l.text, span: l.span },
+        })
+        .collect()
+}

@@ -1,0 +1,59 @@
+//! The deterministic WASI context every guest gets: no preopens, no
+//! environment, no arguments, no network, clocks fixed at the Unix epoch,
+//! seeded randomness, stdin closed, stdout and stderr captured.
+
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx};
+
+/// How much a guest may print during one instance's life before writes trap.
+pub(crate) const OUTPUT_CAPACITY: usize = 1 << 20;
+
+/// The seed of the guest's "random" numbers: fixed, so `HashMap` iteration
+/// order and any random choice are the same on every run and machine.
+const RANDOM_SEED: u64 = 0x7761_736d_6163_726f; // "wasmacro"
+
+/// A wall clock that always reads the Unix epoch.
+struct FixedWallClock;
+
+impl HostWallClock for FixedWallClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+/// A monotonic clock that never advances.
+struct FixedMonotonicClock;
+
+impl HostMonotonicClock for FixedMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// Builds the context; returns it with the pipe that collects stdout+stderr.
+pub(crate) fn deterministic_ctx() -> (WasiCtx, MemoryOutputPipe) {
+    let output = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+    let ctx = WasiCtx::builder()
+        .stdout(output.clone())
+        .stderr(output.clone())
+        .wall_clock(FixedWallClock)
+        .monotonic_clock(FixedMonotonicClock)
+        // Xoshiro256++ is a fixed, documented algorithm: the same seed gives
+        // the same stream in every rand version, unlike `StdRng`.
+        .secure_random(Xoshiro256PlusPlus::seed_from_u64(RANDOM_SEED))
+        .insecure_random(Xoshiro256PlusPlus::seed_from_u64(RANDOM_SEED ^ 1))
+        .insecure_random_seed(u128::from(RANDOM_SEED))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build();
+    (ctx, output)
+}
