@@ -1,1 +1,233 @@
-//! placeholder
+//! Delivery into stable rustc: rustc only loads native proc-macro dylibs, so
+//! for each component this crate generates a tiny proc-macro crate declaring
+//! the same macros, each forwarding to the wasmacro runtime through
+//! `wasmacro-client`, and compiles it with the consumer's own rustc.
+//!
+//! Shims are cached by (component, rustc version, client sources): building
+//! one takes three rustc invocations, once per machine.
+//!
+//! It must never: put anything but the component's hash and declarations in a
+//! shim (no paths: the runtime is found through the environment at expansion
+//! time), or leave a half-written shim where a concurrent build could load it.
+
+#![warn(missing_docs)]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use wasmacro_protocol::{MacroDecl, MacroKind};
+
+/// The sources compiled into every shim, embedded so an installed `wasmacro`
+/// needs no source checkout.
+const PROTOCOL_LIB: &str = include_str!("../../wasmacro-protocol/src/lib.rs");
+const PROTOCOL_CODEC: &str = include_str!("../../wasmacro-protocol/src/codec.rs");
+const CLIENT_LIB: &str = include_str!("../../wasmacro-client/src/lib.rs");
+
+/// Why a shim could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    /// A declaration's name cannot be a Rust identifier.
+    #[error("the component declares a macro named `{0}`, which is not a valid identifier")]
+    InvalidName(String),
+    /// rustc failed on the generated code.
+    #[error("rustc failed to compile the shim for `{crate_name}` ({step}):\n{stderr}")]
+    Compile {
+        /// The macro crate.
+        crate_name: String,
+        /// Which of the three crates.
+        step: &'static str,
+        /// rustc's diagnostics.
+        stderr: String,
+    },
+    /// rustc could not be run or files could not be written.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was attempted.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// What a shim declares.
+pub struct ShimSpec<'a> {
+    /// The macro crate's name; also the shim crate's name.
+    pub crate_name: &'a str,
+    /// The component's hash.
+    pub component: &'a str,
+    /// The component's macros.
+    pub macros: &'a [MacroDecl],
+}
+
+/// Whether `name` is a plain (non-raw) Rust identifier: the shim source only
+/// ever contains names that pass this.
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+}
+
+/// The shim's source.
+pub fn shim_source(spec: &ShimSpec<'_>) -> Result<String, ShimError> {
+    let mut out = String::new();
+    let _ = writeln!(out, "//! wasmacro shim for `{}`: generated, do not edit.", spec.crate_name);
+    let _ = writeln!(out, "extern crate proc_macro;");
+    let _ = writeln!(out, "use proc_macro::TokenStream;");
+    let _ = writeln!(out, "const COMPONENT: &str = {:?};", spec.component);
+    let _ = writeln!(out, "const CRATE: &str = {:?};", spec.crate_name);
+    for (index, decl) in spec.macros.iter().enumerate() {
+        if !is_identifier(&decl.name) {
+            return Err(ShimError::InvalidName(decl.name.clone()));
+        }
+        let name = &decl.name;
+        let invocation = |kind: &str| {
+            format!(
+                "::wasmacro_client::Invocation {{ component: COMPONENT, crate_name: CRATE, \
+                 macro_name: {name:?}, kind: ::wasmacro_client::Kind::{kind} }}"
+            )
+        };
+        match decl.kind {
+            MacroKind::Derive => {
+                for helper in &decl.helper_attributes {
+                    if !is_identifier(helper) {
+                        return Err(ShimError::InvalidName(helper.clone()));
+                    }
+                }
+                let helpers = if decl.helper_attributes.is_empty() {
+                    String::new()
+                } else {
+                    format!(", attributes({})", decl.helper_attributes.join(", "))
+                };
+                let _ = writeln!(
+                    out,
+                    "#[proc_macro_derive({name}{helpers})]\npub fn __wasmacro_derive_{index}(input: TokenStream) -> TokenStream {{\n    ::wasmacro_client::expand({}, None, input)\n}}",
+                    invocation("Derive")
+                );
+            }
+            MacroKind::Attribute => {
+                let _ = writeln!(
+                    out,
+                    "#[proc_macro_attribute]\npub fn {name}(args: TokenStream, input: TokenStream) -> TokenStream {{\n    ::wasmacro_client::expand({}, Some(args), input)\n}}",
+                    invocation("Attribute")
+                );
+            }
+            MacroKind::Function => {
+                let _ = writeln!(
+                    out,
+                    "#[proc_macro]\npub fn {name}(input: TokenStream) -> TokenStream {{\n    ::wasmacro_client::expand({}, None, input)\n}}",
+                    invocation("Function")
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Returns the path of the compiled shim dylib, building it under
+/// `shims_dir` with `rustc` if it is not there yet.
+pub fn ensure_shim(rustc: &Path, shims_dir: &Path, spec: &ShimSpec<'_>) -> Result<PathBuf, ShimError> {
+    let source = shim_source(spec)?;
+    let version = Command::new(rustc).arg("-vV").output().map_err(|source| ShimError::Io {
+        what: format!("could not run `{} -vV`", rustc.display()),
+        source,
+    })?;
+    let mut key = blake3::Hasher::new();
+    for part in [&version.stdout[..], PROTOCOL_LIB.as_bytes(), PROTOCOL_CODEC.as_bytes(), CLIENT_LIB.as_bytes(), source.as_bytes()] {
+        key.update(&(part.len() as u64).to_le_bytes());
+        key.update(part);
+    }
+    let key = key.finalize().to_hex();
+    let dir = shims_dir.join(&key[..32]);
+    let file_name = format!("lib{}{}", spec.crate_name, std::env::consts::DLL_SUFFIX);
+    let dylib = dir.join(&file_name);
+    if dylib.is_file() {
+        return Ok(dylib);
+    }
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |source| ShimError::Io { what, source }
+    };
+    std::fs::create_dir_all(shims_dir).map_err(io("could not create the shim cache"))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".building-")
+        .tempdir_in(shims_dir)
+        .map_err(io("could not create a shim build directory"))?;
+    let out = staging.path();
+    std::fs::create_dir_all(out.join("protocol")).map_err(io("could not write shim sources"))?;
+    for (path, text) in [
+        ("protocol/lib.rs", PROTOCOL_LIB),
+        ("protocol/codec.rs", PROTOCOL_CODEC),
+        ("client.rs", CLIENT_LIB),
+        ("shim.rs", source.as_str()),
+    ] {
+        std::fs::write(out.join(path), text).map_err(io("could not write shim sources"))?;
+    }
+    let compile = |step: &'static str, args: &[&str]| -> Result<(), ShimError> {
+        let output = Command::new(rustc)
+            .current_dir(out)
+            .args(["-C", "opt-level=2", "--cap-lints", "allow", "-L"])
+            .arg(format!("dependency={}", out.display()))
+            .args(args)
+            .output()
+            .map_err(|source| ShimError::Io { what: format!("could not run {}", rustc.display()), source })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(ShimError::Compile {
+                crate_name: spec.crate_name.to_string(),
+                step,
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            })
+        }
+    };
+    compile("protocol", &["--crate-name", "wasmacro_protocol", "--edition", "2024", "--crate-type", "rlib", "protocol/lib.rs"])?;
+    compile(
+        "client",
+        &["--crate-name", "wasmacro_client", "--edition", "2024", "--crate-type", "rlib", "client.rs", "--extern", "wasmacro_protocol=libwasmacro_protocol.rlib"],
+    )?;
+    compile(
+        "shim",
+        &["--crate-name", spec.crate_name, "--edition", "2021", "--crate-type", "proc-macro", "shim.rs", "--extern", "wasmacro_client=libwasmacro_client.rlib", "-o", &file_name],
+    )?;
+    // Publish the finished directory in one rename; if another process won
+    // the race its shim is identical, so ours is simply dropped.
+    let staged = staging.keep();
+    if std::fs::rename(&staged, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    if dylib.is_file() {
+        Ok(dylib)
+    } else {
+        Err(ShimError::Io {
+            what: format!("the shim was built but {} is missing", dylib.display()),
+            source: std::io::ErrorKind::NotFound.into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shim_declares_every_kind() {
+        let macros = [
+            MacroDecl { name: "Serialize".into(), kind: MacroKind::Derive, helper_attributes: vec!["serde".into()] },
+            MacroDecl { name: "route".into(), kind: MacroKind::Attribute, helper_attributes: vec![] },
+            MacroDecl { name: "html".into(), kind: MacroKind::Function, helper_attributes: vec![] },
+        ];
+        let source = shim_source(&ShimSpec { crate_name: "m", component: "00", macros: &macros }).unwrap();
+        assert!(source.contains("#[proc_macro_derive(Serialize, attributes(serde))]"));
+        assert!(source.contains("#[proc_macro_attribute]\npub fn route("));
+        assert!(source.contains("#[proc_macro]\npub fn html("));
+    }
+
+    #[test]
+    fn hostile_names_are_rejected() {
+        for name in ["a b", "x(){}", "", "1x", "a\"b"] {
+            let macros = [MacroDecl { name: name.into(), kind: MacroKind::Function, helper_attributes: vec![] }];
+            let spec = ShimSpec { crate_name: "m", component: "00", macros: &macros };
+            assert!(matches!(shim_source(&spec), Err(ShimError::InvalidName(_))), "{name:?}");
+        }
+    }
+}

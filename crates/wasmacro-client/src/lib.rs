@@ -1,0 +1,431 @@
+//! The code inside every generated shim proc macro: it runs in rustc's
+//! process, turns rustc's token streams into flat protocol tokens (keeping the
+//! real spans in a [`SpanTable`]), sends them to a `wasmacro serve` process it
+//! starts once per compilation, answers the guest's span queries, and turns
+//! the result back into rustc tokens.
+//!
+//! It must never: crash rustc (every failure becomes a `compile_error!` or, for
+//! a guest panic, the same panic a native macro would raise), trust a token or
+//! span handle coming back from the server without validating it, or leave the
+//! server running after rustc exits (the server ends when its stdin closes).
+
+extern crate proc_macro;
+
+use proc_macro::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
+use std::io::{BufReader, BufWriter};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
+use wasmacro_protocol as protocol;
+pub use wasmacro_protocol::MacroKind as Kind;
+use wasmacro_protocol::{
+    ExpandFailure, ExpandRequest, MacroKind, PROTOCOL_VERSION, ServerMessage, ShimMessage,
+    SpanAnswer, SpanHandle, SpanQuery, read_frame, write_frame,
+};
+
+/// The environment variable naming the `wasmacro` executable to start.
+pub const SERVER_ENV: &str = "WASMACRO_SERVER";
+
+/// The real spans of one expansion; the guest only ever sees indices.
+///
+/// It also remembers the input's groups: stable `proc_macro` cannot set a
+/// group's delimiter spans separately, so a group the macro hands back
+/// unchanged is returned as rustc's original `Group`, delimiter spans intact.
+#[derive(Default)]
+pub struct SpanTable {
+    spans: Vec<Span>,
+    /// Input groups by the handle of their whole span: the group and the
+    /// range of its subtree (the group token included) in `input`.
+    groups: Vec<Option<(Group, std::ops::Range<usize>)>>,
+    input: Vec<protocol::Token>,
+}
+
+impl SpanTable {
+    /// Records a span and returns its handle.
+    pub fn insert(&mut self, span: Span) -> SpanHandle {
+        let handle = self.spans.len() as SpanHandle;
+        self.spans.push(span);
+        handle
+    }
+
+    /// The span behind a handle, if the handle was handed out.
+    pub fn get(&self, handle: SpanHandle) -> Option<Span> {
+        self.spans.get(handle as usize).copied()
+    }
+
+    /// The original group whose subtree is exactly `subtree`, if any.
+    fn original_group(&self, subtree: &[protocol::Token]) -> Option<Group> {
+        let protocol::Token::Group { span, .. } = subtree.first()? else { return None };
+        let (group, range) = self.groups.get(*span as usize)?.as_ref()?;
+        (self.input.get(range.clone())? == subtree).then(|| group.clone())
+    }
+}
+
+/// What a shim says about the macro it is expanding.
+pub struct Invocation<'a> {
+    /// The component's hash.
+    pub component: &'a str,
+    /// The macro crate's name, for messages.
+    pub crate_name: &'a str,
+    /// The macro's name.
+    pub macro_name: &'a str,
+    /// Its kind.
+    pub kind: MacroKind,
+}
+
+impl Invocation<'_> {
+    fn describe(&self) -> String {
+        let kind = match self.kind {
+            MacroKind::Derive => "derive macro",
+            MacroKind::Attribute => "attribute macro",
+            MacroKind::Function => "function-like macro",
+        };
+        format!("{kind} `{}` of `{}` (wasm)", self.macro_name, self.crate_name)
+    }
+}
+
+/// Runs one expansion in the component and returns rustc tokens. A guest
+/// panic is re-raised as a panic with the same message, so rustc reports it
+/// exactly as it would for the native macro; anything else becomes a
+/// `compile_error!` naming the macro.
+pub fn expand(invocation: Invocation<'_>, args: Option<TokenStream>, input: TokenStream) -> TokenStream {
+    match run(&invocation, args, input) {
+        Ok(tokens) => tokens,
+        Err(Failure::Panicked(message)) => match message {
+            Some(message) => std::panic::resume_unwind(Box::new(message)),
+            None => std::panic::resume_unwind(Box::new(())),
+        },
+        Err(Failure::Error(reason)) => {
+            compile_error(&format!("wasmacro could not run the {}: {reason}", invocation.describe()))
+        }
+    }
+}
+
+enum Failure {
+    Panicked(Option<String>),
+    Error(String),
+}
+
+fn run(invocation: &Invocation<'_>, args: Option<TokenStream>, input: TokenStream) -> Result<TokenStream, Failure> {
+    let mut table = SpanTable::default();
+    let call_site = table.insert(Span::call_site());
+    let mixed_site = table.insert(Span::mixed_site());
+    let request = ExpandRequest {
+        macro_name: invocation.macro_name.to_string(),
+        input: flatten(input, &mut table),
+        attribute_args: args.map(|args| flatten(args, &mut table)),
+        call_site,
+        mixed_site,
+    };
+
+    static CONNECTION: Mutex<Option<Connection>> = Mutex::new(None);
+    let mut slot = CONNECTION.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if slot.is_none() {
+        *slot = Some(Connection::start(invocation).map_err(Failure::Error)?);
+    }
+    let Some(connection) = slot.as_mut() else {
+        return Err(Failure::Error("no connection to the wasmacro server".into()));
+    };
+    let outcome = connection.expand(request, &mut table);
+    if outcome.is_err() && !connection.alive {
+        // The next expansion starts a fresh server.
+        *slot = None;
+    }
+    let tokens = outcome?;
+    unflatten(&tokens, &table).map_err(|why| Failure::Error(format!("it returned {why}")))
+}
+
+/// A running `wasmacro serve` for one component.
+struct Connection {
+    child: Child,
+    writer: BufWriter<ChildStdin>,
+    reader: BufReader<ChildStdout>,
+    alive: bool,
+}
+
+impl Connection {
+    fn start(invocation: &Invocation<'_>) -> Result<Connection, String> {
+        let Some(server) = std::env::var_os(SERVER_ENV) else {
+            return Err(format!(
+                "`{SERVER_ENV}` is not set; this shim must run under `wasmacro rustc` \
+                 (or with `RUSTC_WRAPPER=wasmacro`)"
+            ));
+        };
+        let mut child = Command::new(&server)
+            .arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("could not start `{} serve`: {e}", server.to_string_lossy()))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("the wasmacro server has no pipes".into());
+        };
+        let mut connection = Connection {
+            child,
+            writer: BufWriter::new(stdin),
+            reader: BufReader::new(stdout),
+            alive: true,
+        };
+        connection.send(&ShimMessage::Hello {
+            version: PROTOCOL_VERSION,
+            component: invocation.component.to_string(),
+            crate_name: invocation.crate_name.to_string(),
+        })?;
+        match connection.receive()? {
+            ServerMessage::Ready(_) => Ok(connection),
+            ServerMessage::Fatal(text) => Err(text),
+            other => Err(format!("the wasmacro server answered the handshake with {other:?}")),
+        }
+    }
+
+    fn send(&mut self, message: &ShimMessage) -> Result<(), String> {
+        write_frame(&mut self.writer, &message.encode()).map_err(|e| self.lost(e.to_string()))
+    }
+
+    fn receive(&mut self) -> Result<ServerMessage, String> {
+        match read_frame(&mut self.reader) {
+            Ok(Some(frame)) => ServerMessage::decode(&frame)
+                .map_err(|e| self.lost(format!("it sent a malformed message ({e})"))),
+            Ok(None) => Err(self.lost("it exited".into())),
+            Err(e) => Err(self.lost(e.to_string())),
+        }
+    }
+
+    fn lost(&mut self, why: String) -> String {
+        self.alive = false;
+        let _ = self.child.kill();
+        let status = self.child.wait().map(|s| format!(" ({s})")).unwrap_or_default();
+        format!("lost the connection to the wasmacro server{status}: {why}")
+    }
+
+    fn expand(&mut self, request: ExpandRequest, table: &mut SpanTable) -> Result<Vec<protocol::Token>, Failure> {
+        self.send(&ShimMessage::Expand(request)).map_err(Failure::Error)?;
+        loop {
+            match self.receive().map_err(Failure::Error)? {
+                ServerMessage::SpanQuery(query) => {
+                    let answer = answer(query, table);
+                    self.send(&ShimMessage::SpanAnswer(answer)).map_err(Failure::Error)?;
+                }
+                ServerMessage::Expanded { result, output } => {
+                    // What the guest printed goes where a native macro's output
+                    // would be seen: rustc's stderr.
+                    if !output.is_empty() {
+                        eprint!("{output}");
+                    }
+                    return result.map_err(|failure| match failure {
+                        ExpandFailure::Panicked(message) => Failure::Panicked(message),
+                        ExpandFailure::Error(text) => Failure::Error(text),
+                    });
+                }
+                other => {
+                    return Err(Failure::Error(self.lost(format!("unexpected message {other:?}"))));
+                }
+            }
+        }
+    }
+}
+
+/// Answers one span query from the table; unknown handles are reported, not
+/// trusted.
+fn answer(query: SpanQuery, table: &mut SpanTable) -> SpanAnswer {
+    fn span(table: &SpanTable, handle: SpanHandle) -> Result<Span, SpanAnswer> {
+        table.get(handle).ok_or(SpanAnswer::InvalidHandle(handle))
+    }
+    let result = (|| {
+        Ok(match query {
+            SpanQuery::SourceText(h) => SpanAnswer::MaybeText(span(table, h)?.source_text()),
+            SpanQuery::Start(h) => {
+                let start = span(table, h)?.start();
+                SpanAnswer::Span(table.insert(start))
+            }
+            SpanQuery::End(h) => {
+                let end = span(table, h)?.end();
+                SpanAnswer::Span(table.insert(end))
+            }
+            SpanQuery::Line(h) => SpanAnswer::Number(clamp(span(table, h)?.line())),
+            SpanQuery::Column(h) => SpanAnswer::Number(clamp(span(table, h)?.column())),
+            SpanQuery::File(h) => SpanAnswer::Text(span(table, h)?.file()),
+            SpanQuery::LocalFile(h) => SpanAnswer::MaybeText(
+                span(table, h)?.local_file().map(|p| p.to_string_lossy().into_owned()),
+            ),
+            SpanQuery::ResolvedAt(h, other) => {
+                let resolved = span(table, h)?.resolved_at(span(table, other)?);
+                SpanAnswer::Span(table.insert(resolved))
+            }
+            SpanQuery::Debug(h) => SpanAnswer::Text(format!("{:?}", span(table, h)?)),
+        })
+    })();
+    result.unwrap_or_else(|invalid| invalid)
+}
+
+fn clamp(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Flattens a rustc token stream into pre-order protocol tokens, recording
+/// its groups in `table` so unchanged ones can be handed back as they were.
+pub fn flatten(stream: TokenStream, table: &mut SpanTable) -> Vec<protocol::Token> {
+    let mut tokens = Vec::new();
+    let mut groups = Vec::new();
+    flatten_into(stream, table, &mut tokens, &mut groups);
+    let base = table.input.len();
+    for (handle, group, range) in groups {
+        let slot = handle as usize;
+        if table.groups.len() <= slot {
+            table.groups.resize(slot + 1, None);
+        }
+        table.groups[slot] = Some((group, range.start + base..range.end + base));
+    }
+    table.input.extend_from_slice(&tokens);
+    tokens
+}
+
+type GroupOrigin = (SpanHandle, Group, std::ops::Range<usize>);
+
+fn flatten_into(
+    stream: TokenStream,
+    table: &mut SpanTable,
+    tokens: &mut Vec<protocol::Token>,
+    groups: &mut Vec<GroupOrigin>,
+) {
+    for tree in stream {
+        match tree {
+            TokenTree::Group(group) => {
+                let index = tokens.len();
+                let whole = table.insert(group.span());
+                tokens.push(protocol::Token::Group {
+                    delimiter: match group.delimiter() {
+                        Delimiter::Parenthesis => protocol::Delimiter::Parenthesis,
+                        Delimiter::Brace => protocol::Delimiter::Brace,
+                        Delimiter::Bracket => protocol::Delimiter::Bracket,
+                        Delimiter::None => protocol::Delimiter::None,
+                    },
+                    span: whole,
+                    open: table.insert(group.span_open()),
+                    close: table.insert(group.span_close()),
+                    len: 0,
+                });
+                flatten_into(group.stream(), table, tokens, groups);
+                let inner = (tokens.len() - index - 1) as u32;
+                if let Some(protocol::Token::Group { len, .. }) = tokens.get_mut(index) {
+                    *len = inner;
+                }
+                groups.push((whole, group, index..tokens.len()));
+            }
+            TokenTree::Ident(ident) => {
+                let text = ident.to_string();
+                let (name, is_raw) = match text.strip_prefix("r#") {
+                    Some(name) => (name.to_string(), true),
+                    None => (text, false),
+                };
+                tokens.push(protocol::Token::Ident { name, is_raw, span: table.insert(ident.span()) });
+            }
+            TokenTree::Punct(punct) => tokens.push(protocol::Token::Punct {
+                ch: punct.as_char(),
+                joint: punct.spacing() == Spacing::Joint,
+                span: table.insert(punct.span()),
+            }),
+            TokenTree::Literal(literal) => tokens.push(protocol::Token::Literal {
+                text: literal.to_string(),
+                span: table.insert(literal.span()),
+            }),
+        }
+    }
+}
+
+/// Rebuilds rustc tokens from untrusted protocol tokens: every span handle,
+/// group length, identifier, punct and literal is checked.
+pub fn unflatten(tokens: &[protocol::Token], table: &SpanTable) -> Result<TokenStream, String> {
+    let mut position = 0;
+    let stream = unflatten_range(tokens, &mut position, tokens.len(), table)?;
+    Ok(stream)
+}
+
+fn unflatten_range(
+    tokens: &[protocol::Token],
+    position: &mut usize,
+    end: usize,
+    table: &SpanTable,
+) -> Result<TokenStream, String> {
+    let span = |handle: SpanHandle| {
+        table.get(handle).ok_or_else(|| format!("span handle {handle}, which was never handed out"))
+    };
+    let mut trees = Vec::new();
+    while *position < end {
+        let token = &tokens[*position];
+        *position += 1;
+        let tree = match token {
+            protocol::Token::Group { delimiter, span: whole, open: _, close: _, len } => {
+                let inner_end = position
+                    .checked_add(*len as usize)
+                    .filter(|&e| e <= end)
+                    .ok_or_else(|| format!("a group whose length {len} overruns its parent"))?;
+                if let Some(original) = table.original_group(&tokens[*position - 1..inner_end]) {
+                    *position = inner_end;
+                    trees.push(TokenTree::Group(original));
+                    continue;
+                }
+                let stream = unflatten_range(tokens, position, inner_end, table)?;
+                let delimiter = match delimiter {
+                    protocol::Delimiter::Parenthesis => Delimiter::Parenthesis,
+                    protocol::Delimiter::Brace => Delimiter::Brace,
+                    protocol::Delimiter::Bracket => Delimiter::Bracket,
+                    protocol::Delimiter::None => Delimiter::None,
+                };
+                let mut group = Group::new(delimiter, stream);
+                // Stable proc_macro can only set a group's whole span; rustc
+                // derives the delimiter spans from it, as for a native macro
+                // that calls `set_span`.
+                group.set_span(span(*whole)?);
+                TokenTree::Group(group)
+            }
+            protocol::Token::Ident { name, is_raw, span: handle } => {
+                let span = span(*handle)?;
+                let made = catch_unwind(AssertUnwindSafe(|| {
+                    if *is_raw { Ident::new_raw(name, span) } else { Ident::new(name, span) }
+                }));
+                TokenTree::Ident(made.map_err(|_| format!("an invalid identifier `{name}`"))?)
+            }
+            protocol::Token::Punct { ch, joint, span: handle } => {
+                let span = span(*handle)?;
+                let spacing = if *joint { Spacing::Joint } else { Spacing::Alone };
+                let made = catch_unwind(AssertUnwindSafe(|| Punct::new(*ch, spacing)));
+                let mut punct = made.map_err(|_| format!("an invalid punctuation character {ch:?}"))?;
+                punct.set_span(span);
+                TokenTree::Punct(punct)
+            }
+            protocol::Token::Literal { text, span: handle } => {
+                let span = span(*handle)?;
+                let mut literal: Literal = text
+                    .parse()
+                    .map_err(|_| format!("an invalid literal `{}`", text.escape_debug()))?;
+                literal.set_span(span);
+                TokenTree::Literal(literal)
+            }
+        };
+        trees.push(tree);
+    }
+    Ok(trees.into_iter().collect())
+}
+
+/// `compile_error!("…")` at the call site.
+fn compile_error(message: &str) -> TokenStream {
+    let span = Span::call_site();
+    let mut bang = Punct::new('!', Spacing::Alone);
+    bang.set_span(span);
+    let mut literal = Literal::string(message);
+    literal.set_span(span);
+    let mut body = Group::new(Delimiter::Parenthesis, TokenTree::Literal(literal).into());
+    body.set_span(span);
+    let mut semi = Punct::new(';', Spacing::Alone);
+    semi.set_span(span);
+    [
+        TokenTree::Ident(Ident::new("compile_error", span)),
+        TokenTree::Punct(bang),
+        TokenTree::Group(body),
+        TokenTree::Punct(semi),
+    ]
+    .into_iter()
+    .collect()
+}
