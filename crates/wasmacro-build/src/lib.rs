@@ -1,1 +1,524 @@
-//! placeholder
+//! Builds an unmodified proc-macro package into a `wasm32-wasip2` component.
+//!
+//! The steps: find the package (a path, or `name@version` from the registry
+//! through cargo), copy it into the cache, rewrite only its crate root
+//! ([`rewrite`]) and its manifest's `proc-macro = true`, generate a cdylib that
+//! depends on it and on the export glue, and build that with cargo for
+//! `wasm32-wasip2` in a shared target directory, with the guest `proc_macro`
+//! passed to every crate as `--extern proc_macro=…`. The result is checked
+//! against the runtime's linker (it may import nothing the deterministic host
+//! does not provide) and stored in the component cache by content hash.
+//!
+//! It must never: modify the package it was given (it works on a copy), let an
+//! absolute path or a timestamp reach the component's bytes (paths are
+//! remapped, the work directory is named by content), or report success for a
+//! component whose declarations differ from the crate root's.
+
+#![warn(missing_docs)]
+
+pub mod rewrite;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use wasmacro_host::{CacheDir, ComponentHash, Runtime};
+use wasmacro_protocol::MacroDecl;
+
+/// The target every component is built for.
+pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Sources of the guest `proc_macro` crate and the export glue, embedded so an
+/// installed `wasmacro` can build components without a source checkout.
+mod embedded {
+    pub const GUEST: &[(&str, &str)] = &[
+        ("lib.rs", include_str!("../../wasmacro-guest/src/lib.rs")),
+        ("bridge.rs", include_str!("../../wasmacro-guest/src/bridge.rs")),
+        ("escape.rs", include_str!("../../wasmacro-guest/src/escape.rs")),
+        ("lexer.rs", include_str!("../../wasmacro-guest/src/lexer.rs")),
+        ("print.rs", include_str!("../../wasmacro-guest/src/print.rs")),
+        ("unicode_ident.rs", include_str!("../../wasmacro-guest/src/unicode_ident.rs")),
+    ];
+    pub const GLUE: &[(&str, &str)] = &[
+        ("Cargo.toml", include_str!("../../wasmacro-guest-glue/Cargo.toml")),
+        ("src/lib.rs", include_str!("../../wasmacro-guest-glue/src/lib.rs")),
+        ("wit/wasmacro.wit", include_str!("../../../wit/wasmacro.wit")),
+    ];
+}
+
+/// Where the package comes from.
+#[derive(Clone, Debug)]
+pub enum PackageSource {
+    /// A directory containing the package's `Cargo.toml`.
+    Path(PathBuf),
+    /// A package from the registry.
+    Registry {
+        /// The package name.
+        name: String,
+        /// The exact version.
+        version: String,
+    },
+}
+
+/// What to build and where.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// The package.
+    pub source: PackageSource,
+    /// Features to enable.
+    pub features: Vec<String>,
+    /// Whether to turn off default features.
+    pub no_default_features: bool,
+    /// The cache (work directories, shared target directory, components).
+    pub cache: CacheDir,
+    /// The cargo to run.
+    pub cargo: PathBuf,
+    /// The rustc for the guest crate (the one cargo will use).
+    pub rustc: PathBuf,
+}
+
+impl BuildOptions {
+    /// Options with cargo and rustc from `$CARGO`/`$RUSTC` or the `PATH`.
+    pub fn new(source: PackageSource, cache: CacheDir) -> BuildOptions {
+        let tool = |var: &str, default: &str| {
+            std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
+        };
+        BuildOptions {
+            source,
+            features: Vec::new(),
+            no_default_features: false,
+            cache,
+            cargo: tool("CARGO", "cargo"),
+            rustc: tool("RUSTC", "rustc"),
+        }
+    }
+}
+
+/// A built component.
+#[derive(Clone, Debug)]
+pub struct BuiltComponent {
+    /// The package name.
+    pub package: String,
+    /// The package version.
+    pub version: String,
+    /// The component's content hash.
+    pub hash: ComponentHash,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// The macros it exports.
+    pub macros: Vec<MacroDecl>,
+    /// What it imports (all provided by the deterministic host).
+    pub imports: Vec<String>,
+}
+
+impl BuiltComponent {
+    /// The listing written next to the component: what it exports and imports.
+    pub fn listing(&self) -> serde_json::Value {
+        let macros: Vec<_> = self
+            .macros
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "name": m.name,
+                    "kind": format!("{:?}", m.kind).to_lowercase(),
+                    "helper_attributes": m.helper_attributes,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "package": self.package,
+            "version": self.version,
+            "component": self.hash.as_str(),
+            "contract": "wasmacro:proc-macro@0.1.0",
+            "macros": macros,
+            "imports": self.imports,
+        })
+    }
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// cargo could not locate or resolve the package.
+    #[error("cannot find package {what}: {reason}")]
+    Locate {
+        /// The package asked for.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The package is not a proc-macro crate wasmacro can rewrite.
+    #[error("cannot rewrite the crate root of `{package}` ({path}): {source}")]
+    Rewrite {
+        /// The package.
+        package: String,
+        /// The crate root.
+        path: String,
+        /// What went wrong.
+        source: rewrite::RewriteError,
+    },
+    /// The guest `proc_macro` crate failed to build.
+    #[error("building the guest proc_macro crate failed:\n{0}")]
+    Guest(String),
+    /// cargo failed to build the component.
+    #[error("building `{package}` for {WASM_TARGET} failed (is the target installed? `rustup target add {WASM_TARGET}`):\n{stderr}")]
+    Cargo {
+        /// The package.
+        package: String,
+        /// cargo's diagnostics.
+        stderr: String,
+    },
+    /// The component does not load in the runtime, or imports too much.
+    #[error("the component built from `{package}` is not usable: {reason}")]
+    Invalid {
+        /// The package.
+        package: String,
+        /// Why.
+        reason: String,
+    },
+    /// A file operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was attempted.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
+    let what = what.into();
+    move |source| BuildError::Io { what, source }
+}
+
+/// A located package.
+struct Package {
+    name: String,
+    version: String,
+    root: PathBuf,
+    /// The crate root, relative to `root`.
+    lib_path: PathBuf,
+}
+
+/// Builds the component for `options` and stores it in the cache.
+pub fn build_component(options: &BuildOptions, runtime: &Runtime) -> Result<BuiltComponent, BuildError> {
+    let package = locate(options)?;
+    tracing::info!(package = %package.name, version = %package.version, "building component");
+    let guest_rlib = ensure_guest(options)?;
+    let glue_dir = ensure_glue(&options.cache)?;
+
+    // The work directory is named by everything that goes into the build, so
+    // the same package and options always build in the same place: byte-equal
+    // components whatever directory the package was found in.
+    let files = package_files(&package.root)?;
+    let mut key = blake3::Hasher::new();
+    for (relative, contents) in &files {
+        key.update(relative.as_bytes());
+        key.update(&(contents.len() as u64).to_le_bytes());
+        key.update(contents);
+    }
+    key.update(format!("{:?}{}", options.features, options.no_default_features).as_bytes());
+    key.update(glue_dir.as_os_str().as_encoded_bytes());
+    let key = key.finalize().to_hex();
+    let work = options.cache.root().join("build").join(format!("{}-{}-{}", package.name, package.version, &key[..16]));
+    let pkg_dir = work.join("pkg");
+    let _ = std::fs::remove_dir_all(&pkg_dir);
+    for (relative, contents) in &files {
+        let path = pkg_dir.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io_error(format!("creating {}", parent.display())))?;
+        }
+        std::fs::write(&path, contents).map_err(io_error(format!("writing {}", path.display())))?;
+    }
+
+    // The two rewrites: the manifest stops being a proc-macro crate, and the
+    // crate root loses its `#[proc_macro…]` attributes.
+    rewrite_manifest(&pkg_dir.join("Cargo.toml"))?;
+    let root_path = pkg_dir.join(&package.lib_path);
+    let root_source = std::fs::read_to_string(&root_path).map_err(io_error(format!("reading {}", root_path.display())))?;
+    let rewritten = rewrite::rewrite_root(&root_source).map_err(|source| BuildError::Rewrite {
+        package: package.name.clone(),
+        path: package.lib_path.display().to_string(),
+        source,
+    })?;
+    std::fs::write(&root_path, &rewritten.source).map_err(io_error(format!("writing {}", root_path.display())))?;
+
+    let component_dir = work.join("component");
+    write_wrapper(&component_dir, &package, options, &rewritten.macros, &glue_dir)?;
+    let wasm = cargo_build(options, &component_dir, &package, &guest_rlib)?;
+    let bytes = std::fs::read(&wasm).map_err(io_error(format!("reading {}", wasm.display())))?;
+
+    let invalid = |reason: String| BuildError::Invalid { package: package.name.clone(), reason };
+    let imports = runtime.imports(&bytes, &package.name).map_err(|e| invalid(e.to_string()))?;
+    // Loading through the runtime's linker is the import check: it defines
+    // exactly what the deterministic host provides, nothing more.
+    let loaded = runtime.load_bytes(&bytes, &package.name).map_err(|e| invalid(e.to_string()))?;
+    let macros = loaded.declarations().to_vec();
+    let expected: Vec<MacroDecl> = rewritten.macros.iter().map(|m| m.decl.clone()).collect();
+    if macros != expected {
+        return Err(invalid(format!("it declares {macros:?}, but the crate root declares {expected:?}")));
+    }
+    let hash = runtime.cache().insert(&bytes).map_err(|e| invalid(e.to_string()))?;
+    Ok(BuiltComponent { package: package.name, version: package.version, hash, bytes, macros, imports })
+}
+
+fn locate(options: &BuildOptions) -> Result<Package, BuildError> {
+    let (manifest, wanted, what) = match &options.source {
+        PackageSource::Path(dir) => {
+            let manifest = if dir.ends_with("Cargo.toml") { dir.clone() } else { dir.join("Cargo.toml") };
+            (manifest, None, dir.display().to_string())
+        }
+        PackageSource::Registry { name, version } => {
+            // A throwaway project that depends on exactly that version lets
+            // cargo resolve and download it as it would for any build.
+            let fetch = options.cache.root().join("fetch").join(format!("{name}-{version}"));
+            std::fs::create_dir_all(fetch.join("src")).map_err(io_error(format!("creating {}", fetch.display())))?;
+            let manifest = format!(
+                "[package]\nname = \"wasmacro-fetch\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+                 [lib]\npath = \"src/lib.rs\"\n\n[dependencies]\n{name} = \"={version}\"\n\n[workspace]\n"
+            );
+            std::fs::write(fetch.join("Cargo.toml"), manifest).map_err(io_error("writing the fetch manifest"))?;
+            std::fs::write(fetch.join("src/lib.rs"), "").map_err(io_error("writing the fetch crate"))?;
+            (fetch.join("Cargo.toml"), Some((name.clone(), version.clone())), format!("{name}@{version}"))
+        }
+    };
+    let mut command = cargo_metadata::MetadataCommand::new();
+    command.cargo_path(&options.cargo).manifest_path(&manifest);
+    if wanted.is_none() {
+        command.no_deps();
+    }
+    let metadata = command.exec().map_err(|e| BuildError::Locate { what: what.clone(), reason: e.to_string() })?;
+    let package = match &wanted {
+        Some((name, version)) => metadata
+            .packages
+            .iter()
+            .find(|p| p.name.as_str() == name && p.version.to_string() == *version),
+        None => metadata.root_package().or_else(|| metadata.packages.first()),
+    }
+    .ok_or_else(|| BuildError::Locate { what: what.clone(), reason: "cargo did not report the package".into() })?;
+    let lib = package
+        .targets
+        .iter()
+        .find(|t| t.is_proc_macro())
+        .ok_or_else(|| BuildError::Locate { what: what.clone(), reason: "it is not a proc-macro crate".into() })?;
+    let root = package
+        .manifest_path
+        .parent()
+        .map(|p| p.as_std_path().to_path_buf())
+        .ok_or_else(|| BuildError::Locate { what: what.clone(), reason: "its manifest has no directory".into() })?;
+    let lib_path = lib
+        .src_path
+        .as_std_path()
+        .strip_prefix(&root)
+        .map(Path::to_path_buf)
+        .map_err(|_| BuildError::Locate { what: what.clone(), reason: "its crate root is outside the package".into() })?;
+    Ok(Package { name: package.name.to_string(), version: package.version.to_string(), root, lib_path })
+}
+
+/// Every file of the package (but `target/` and VCS directories), sorted by
+/// path so the work-directory key does not depend on directory order.
+fn package_files(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, BuildError> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(io_error(format!("reading {}", dir.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(io_error(format!("reading {}", dir.display())))?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let file_type = entry.file_type().map_err(io_error(format!("reading {}", path.display())))?;
+            if file_type.is_dir() {
+                if !matches!(name.to_str(), Some("target" | ".git" | ".hg" | ".svn")) {
+                    pending.push(path);
+                }
+            } else if file_type.is_file() {
+                let relative = path
+                    .strip_prefix(root)
+                    .map_err(|_| BuildError::Locate { what: root.display().to_string(), reason: "path outside the package".into() })?
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                let contents = std::fs::read(&path).map_err(io_error(format!("reading {}", path.display())))?;
+                files.insert(relative, contents);
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn rewrite_manifest(path: &Path) -> Result<(), BuildError> {
+    let text = std::fs::read_to_string(path).map_err(io_error(format!("reading {}", path.display())))?;
+    let mut manifest: toml_edit::DocumentMut = text.parse().map_err(|e| BuildError::Locate {
+        what: path.display().to_string(),
+        reason: format!("invalid manifest: {e}"),
+    })?;
+    if let Some(lib) = manifest.get_mut("lib").and_then(|l| l.as_table_like_mut()) {
+        lib.remove("proc-macro");
+        lib.remove("proc_macro");
+    }
+    // The copy is a dependency of the generated wrapper, never a workspace.
+    manifest.remove("workspace");
+    std::fs::write(path, manifest.to_string()).map_err(io_error(format!("writing {}", path.display())))
+}
+
+fn write_wrapper(
+    dir: &Path,
+    package: &Package,
+    options: &BuildOptions,
+    macros: &[rewrite::RootMacro],
+    glue_dir: &Path,
+) -> Result<(), BuildError> {
+    std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
+    let features: Vec<String> = options.features.iter().map(|f| format!("{f:?}")).collect();
+    // Relative paths keep cargo's package ids (and so symbol names) the same
+    // wherever the cache lives.
+    let glue = pathdiff(glue_dir, dir);
+    let manifest = format!(
+        "[package]\nname = \"wasmacro-component-{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [lib]\npath = \"lib.rs\"\ncrate-type = [\"cdylib\"]\n\n\
+         [dependencies]\nwasmacro-guest-glue = {{ path = {glue:?} }}\n\
+         macro_crate = {{ package = {name:?}, path = \"../pkg\", default-features = {default}, features = [{features}] }}\n\n\
+         [profile.release]\nopt-level = 3\ndebug = false\nstrip = true\npanic = \"abort\"\nincremental = false\n\n[workspace]\n",
+        name = package.name,
+        default = !options.no_default_features,
+        features = features.join(", "),
+    );
+    let mut lib = String::from("//! Generated by wasmacro: the component's macro table.\n\nwasmacro_guest_glue::export_macros!(&[\n");
+    for m in macros {
+        let expander = match m.decl.kind {
+            wasmacro_protocol::MacroKind::Derive => "Derive",
+            wasmacro_protocol::MacroKind::Attribute => "Attribute",
+            wasmacro_protocol::MacroKind::Function => "Function",
+        };
+        lib.push_str(&format!(
+            "    wasmacro_guest_glue::Macro {{ name: {:?}, helper_attributes: &{:?}, expander: wasmacro_guest_glue::Expander::{expander}(macro_crate::{}) }},\n",
+            m.decl.name, m.decl.helper_attributes, m.function
+        ));
+    }
+    lib.push_str("]);\n");
+    for (file, text) in [("Cargo.toml", manifest), ("lib.rs", lib)] {
+        let path = dir.join(file);
+        write_if_changed(&path, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// `to` relative to `from` (both absolute, under the cache root).
+fn pathdiff(to: &Path, from: &Path) -> String {
+    let to: Vec<_> = to.components().collect();
+    let from: Vec<_> = from.components().collect();
+    let common = to.iter().zip(&from).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = std::iter::repeat_n("..".to_string(), from.len() - common).collect();
+    parts.extend(to[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    parts.join("/")
+}
+
+/// Writes a file only when its contents change, so cargo's fingerprints stay
+/// valid and an unchanged rebuild does no work.
+fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), BuildError> {
+    if std::fs::read(path).is_ok_and(|existing| existing == contents) {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io_error(format!("creating {}", parent.display())))?;
+    }
+    std::fs::write(path, contents).map_err(io_error(format!("writing {}", path.display())))
+}
+
+fn content_key(parts: &[&[u8]]) -> String {
+    let mut key = blake3::Hasher::new();
+    for part in parts {
+        key.update(&(part.len() as u64).to_le_bytes());
+        key.update(part);
+    }
+    key.finalize().to_hex()[..16].to_string()
+}
+
+/// Writes the glue crate out of the binary, under a directory named by its
+/// contents.
+fn ensure_glue(cache: &CacheDir) -> Result<PathBuf, BuildError> {
+    let parts: Vec<&[u8]> = embedded::GLUE.iter().flat_map(|(p, t)| [p.as_bytes(), t.as_bytes()]).collect();
+    let dir = cache.root().join("glue").join(content_key(&parts));
+    for (relative, text) in embedded::GLUE {
+        write_if_changed(&dir.join(relative), text.as_bytes())?;
+    }
+    Ok(dir)
+}
+
+/// Builds the guest `proc_macro` rlib with rustc, once per guest source and
+/// rustc version.
+fn ensure_guest(options: &BuildOptions) -> Result<PathBuf, BuildError> {
+    let version = Command::new(&options.rustc)
+        .arg("-vV")
+        .output()
+        .map_err(io_error(format!("running `{} -vV`", options.rustc.display())))?;
+    let mut parts: Vec<&[u8]> = vec![&version.stdout];
+    parts.extend(embedded::GUEST.iter().flat_map(|(p, t)| [p.as_bytes(), t.as_bytes()]));
+    let dir = options.cache.root().join("guest").join(content_key(&parts));
+    let rlib = dir.join("libproc_macro.rlib");
+    if rlib.is_file() {
+        return Ok(rlib);
+    }
+    let guest_root = options.cache.root().join("guest");
+    std::fs::create_dir_all(&guest_root).map_err(io_error(format!("creating {}", guest_root.display())))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".building-")
+        .tempdir_in(&guest_root)
+        .map_err(io_error("creating a guest build directory"))?;
+    for (file, text) in embedded::GUEST {
+        write_if_changed(&staging.path().join("src").join(file), text.as_bytes())?;
+    }
+    let output = Command::new(&options.rustc)
+        .current_dir(staging.path())
+        .args(["--crate-name", "proc_macro", "--edition", "2024", "--crate-type", "rlib"])
+        .args(["--target", WASM_TARGET, "-C", "opt-level=3", "-C", "debuginfo=0", "--cap-lints", "allow"])
+        .args(["--remap-path-prefix", &format!("{}=/wasmacro/guest", staging.path().display())])
+        .args(["src/lib.rs", "--out-dir", "."])
+        .output()
+        .map_err(io_error(format!("running {}", options.rustc.display())))?;
+    if !output.status.success() {
+        return Err(BuildError::Guest(String::from_utf8_lossy(&output.stderr).into_owned()));
+    }
+    let staged = staging.keep();
+    if std::fs::rename(&staged, &dir).is_err() {
+        // Another process published the same rlib first.
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    Ok(rlib)
+}
+
+fn cargo_build(options: &BuildOptions, component_dir: &Path, package: &Package, guest_rlib: &Path) -> Result<PathBuf, BuildError> {
+    let target_dir = options.cache.root().join("target");
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let mut flags = vec![
+        "--extern".to_string(),
+        format!("proc_macro={}", guest_rlib.display()),
+        // Crates that depend on proc_macro2 find *its* `proc_macro` by
+        // searching, not by `--extern`: without this they would find the
+        // sysroot's wasm `libproc_macro` and fail with E0460.
+        "-L".to_string(),
+        format!("dependency={}", guest_rlib.parent().unwrap_or(Path::new(".")).display()),
+        "--cap-lints=warn".to_string(),
+        format!("--remap-path-prefix={}=/wasmacro", options.cache.root().display()),
+    ];
+    if let Some(home) = cargo_home {
+        flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
+    }
+    let output = Command::new(&options.cargo)
+        .current_dir(component_dir)
+        .args(["build", "--release", "--target", WASM_TARGET, "--message-format=short"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
+        .env("RUSTC", &options.rustc)
+        .env_remove("RUSTFLAGS")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .output()
+        .map_err(io_error(format!("running {}", options.cargo.display())))?;
+    if !output.status.success() {
+        return Err(BuildError::Cargo { package: package.name.clone(), stderr: String::from_utf8_lossy(&output.stderr).into_owned() });
+    }
+    let artifact = format!("wasmacro_component_{}.wasm", package.name.replace('-', "_"));
+    Ok(target_dir.join(WASM_TARGET).join("release").join(artifact))
+}

@@ -69,7 +69,7 @@ macro_rules! export_macros {
             }
         }
 
-        $crate::export_component!(__WasmacroComponent with_types_in $crate::bindings);
+        $crate::bindings::export_component!(__WasmacroComponent with_types_in $crate::bindings);
     };
 }
 

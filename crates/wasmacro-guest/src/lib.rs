@@ -629,8 +629,11 @@ impl Ident {
         Ident::new_unchecked(string, true, span)
     }
 
+    /// Builds an identifier from a validated name, stored in NFC as rustc
+    /// stores every identifier.
     pub(crate) fn new_unchecked(string: &str, is_raw: bool, span: Span) -> Ident {
-        Ident { sym: Rc::from(string), is_raw, span }
+        let sym = if string.is_ascii() { Rc::from(string) } else { Rc::from(&*unicode_ident::nfc(string)) };
+        Ident { sym, is_raw, span }
     }
 
     pub(crate) fn name(&self) -> &str {

@@ -1,1 +1,179 @@
-fn main() {}
+//! `wasmacro`: builds proc macros into WebAssembly components and runs them
+//! inside stable rustc through generated shims.
+//!
+//! The binary has one job per subcommand and adds context to the libraries'
+//! typed errors; it must never swallow an error, or change a rustc exit code.
+
+mod rustc_wrapper;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wasmacro_build::{BuildOptions, PackageSource};
+use wasmacro_host::{CacheDir, Runtime, RuntimeConfig};
+
+#[derive(Parser)]
+#[command(name = "wasmacro", version, about = "Rust proc macros as deterministic WebAssembly components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a proc-macro package into a wasm32-wasip2 component.
+    Build {
+        /// The package directory (default: the current directory).
+        path: Option<PathBuf>,
+        /// Build `NAME@VERSION` from the registry instead of a path.
+        #[arg(long = "crate", value_name = "NAME@VERSION", conflicts_with = "path")]
+        krate: Option<String>,
+        /// Features to enable (comma- or space-separated; repeatable).
+        #[arg(long, short = 'F', value_delimiter = ',')]
+        features: Vec<String>,
+        /// Do not enable the package's default features.
+        #[arg(long)]
+        no_default_features: bool,
+        /// Where to write `<name>.wasm` and `<name>.macros.json`.
+        #[arg(long, default_value = ".")]
+        out_dir: PathBuf,
+    },
+    /// Show what a component exports and imports.
+    Inspect {
+        /// The component.
+        component: PathBuf,
+    },
+    /// Run rustc, replacing every `--extern NAME=PATH.wasm` with a native shim
+    /// (`wasmacro rustc RUSTC ARGS…`; also works as `RUSTC_WRAPPER=wasmacro`).
+    #[command(disable_help_flag = true)]
+    Rustc {
+        /// The rustc to run, then its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<OsString>,
+    },
+    /// Serve one component to a shim over stdin/stdout (started by shims).
+    #[command(hide = true)]
+    Serve,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASMACRO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+
+    // Cargo runs a `RUSTC_WRAPPER` as `wrapper /path/to/rustc args…`.
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|arg| rustc_wrapper::looks_like_rustc(arg)) {
+        return report(rustc_wrapper::run(args[1..].to_vec()));
+    }
+
+    let cli = Cli::parse();
+    report(match cli.command {
+        Command::Build { path, krate, features, no_default_features, out_dir } => {
+            build(path, krate, features, no_default_features, out_dir).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Inspect { component } => inspect(component).map(|()| ExitCode::SUCCESS),
+        Command::Rustc { args } => rustc_wrapper::run(args),
+        Command::Serve => serve().map(|()| ExitCode::SUCCESS),
+    })
+}
+
+fn report(result: Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<Runtime> {
+    Runtime::new(CacheDir::from_env(), RuntimeConfig::default()).context("starting the wasm runtime")
+}
+
+fn build(
+    path: Option<PathBuf>,
+    krate: Option<String>,
+    features: Vec<String>,
+    no_default_features: bool,
+    out_dir: PathBuf,
+) -> Result<()> {
+    let source = match krate {
+        Some(spec) => {
+            let Some((name, version)) = spec.split_once('@') else {
+                bail!("`--crate {spec}`: expected NAME@VERSION, e.g. serde_derive@1.0.228");
+            };
+            PackageSource::Registry { name: name.to_string(), version: version.to_string() }
+        }
+        None => PackageSource::Path(path.unwrap_or_else(|| PathBuf::from("."))),
+    };
+    let mut options = BuildOptions::new(source, CacheDir::from_env());
+    options.features = features.into_iter().flat_map(|f| f.split_whitespace().map(String::from).collect::<Vec<_>>()).collect();
+    options.no_default_features = no_default_features;
+    let runtime = runtime()?;
+    eprintln!("   Compiling component ({})", describe_source(&options.source));
+    let built = wasmacro_build::build_component(&options, &runtime)?;
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let wasm = out_dir.join(format!("{}.wasm", built.package));
+    std::fs::write(&wasm, &built.bytes).with_context(|| format!("writing {}", wasm.display()))?;
+    let listing = out_dir.join(format!("{}.macros.json", built.package));
+    let text = serde_json::to_string_pretty(&built.listing())? + "\n";
+    std::fs::write(&listing, text).with_context(|| format!("writing {}", listing.display()))?;
+    eprintln!(
+        "    Finished {} v{} -> {} ({} bytes, {} macros)",
+        built.package,
+        built.version,
+        wasm.display(),
+        built.bytes.len(),
+        built.macros.len()
+    );
+    println!("{}", built.hash);
+    Ok(())
+}
+
+fn describe_source(source: &PackageSource) -> String {
+    match source {
+        PackageSource::Path(path) => path.display().to_string(),
+        PackageSource::Registry { name, version } => format!("{name} v{version} from the registry"),
+    }
+}
+
+fn inspect(component: PathBuf) -> Result<()> {
+    let bytes = std::fs::read(&component).with_context(|| format!("reading {}", component.display()))?;
+    let runtime = runtime()?;
+    let what = component.display().to_string();
+    let imports = runtime.imports(&bytes, &what)?;
+    let loaded = runtime.load_bytes(&bytes, &what)?;
+    let macros: Vec<_> = loaded
+        .declarations()
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.name,
+                "kind": format!("{:?}", m.kind).to_lowercase(),
+                "helper_attributes": m.helper_attributes,
+            })
+        })
+        .collect();
+    let listing = serde_json::json!({
+        "component": wasmacro_host::ComponentHash::of(&bytes).as_str(),
+        "size": bytes.len(),
+        "macros": macros,
+        "imports": imports,
+    });
+    println!("{}", serde_json::to_string_pretty(&listing)?);
+    Ok(())
+}
+
+fn serve() -> Result<()> {
+    let runtime = runtime()?;
+    wasmacro_host::server::serve(&runtime, std::io::stdin(), std::io::stdout()).context("serving a shim")
+}

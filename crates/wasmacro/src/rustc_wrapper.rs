@@ -1,0 +1,94 @@
+//! `wasmacro rustc`: the rustc-level interface build systems use. Every
+//! `--extern NAME=PATH.wasm` becomes `--extern NAME=SHIM` where SHIM is a
+//! native proc-macro crate forwarding to the component; everything else is
+//! passed to rustc untouched, and rustc's exit code is returned as is.
+
+use anyhow::{Context, Result};
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use wasmacro_host::{CacheDir, Runtime, RuntimeConfig};
+use wasmacro_shim::ShimSpec;
+
+/// Whether an argument names a rustc executable (cargo's wrapper convention).
+pub fn looks_like_rustc(arg: &OsStr) -> bool {
+    Path::new(arg)
+        .file_stem()
+        .and_then(OsStr::to_str)
+        .is_some_and(|stem| stem == "rustc" || stem.ends_with("-rustc"))
+}
+
+/// Runs rustc (`args[0]`) with `args[1..]`, wasm externs replaced.
+pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
+    let Some((rustc, rest)) = args.split_first() else {
+        anyhow::bail!("`wasmacro rustc` needs the rustc to run, e.g. `wasmacro rustc rustc main.rs`");
+    };
+    let rustc = PathBuf::from(rustc);
+    let cache = CacheDir::from_env();
+    let mut runtime: Option<Runtime> = None;
+    let mut out: Vec<OsString> = Vec::with_capacity(rest.len());
+    let mut iter = rest.iter();
+    while let Some(arg) = iter.next() {
+        if arg == "--extern" {
+            out.push(arg.clone());
+            if let Some(value) = iter.next() {
+                out.push(rewrite_extern(value, &rustc, &cache, &mut runtime)?);
+            }
+        } else if let Some(value) = arg.to_str().and_then(|a| a.strip_prefix("--extern=")) {
+            let value = rewrite_extern(OsStr::new(value), &rustc, &cache, &mut runtime)?;
+            let mut joined = OsString::from("--extern=");
+            joined.push(value);
+            out.push(joined);
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    let server = std::env::current_exe().context("locating the wasmacro executable")?;
+    let status = Command::new(&rustc)
+        .args(&out)
+        .env(wasmacro_client_env::SERVER, server)
+        .env(CacheDir::ENV, cache.root())
+        .status()
+        .with_context(|| format!("running {}", rustc.display()))?;
+    Ok(match status.code() {
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+/// The environment the shims read (kept in sync with `wasmacro-client`).
+mod wasmacro_client_env {
+    pub const SERVER: &str = "WASMACRO_SERVER";
+}
+
+/// `NAME=PATH.wasm` -> `NAME=SHIM`; anything else unchanged.
+fn rewrite_extern(
+    value: &OsStr,
+    rustc: &Path,
+    cache: &CacheDir,
+    runtime: &mut Option<Runtime>,
+) -> Result<OsString> {
+    let Some(text) = value.to_str() else { return Ok(value.to_owned()) };
+    let Some((name, path)) = text.split_once('=') else { return Ok(value.to_owned()) };
+    if !path.ends_with(".wasm") {
+        return Ok(value.to_owned());
+    }
+    // `--extern priv:name=…` and other modifiers stay in front of the name.
+    let crate_name = name.rsplit(':').next().unwrap_or(name);
+    let runtime = match runtime {
+        Some(runtime) => runtime,
+        None => runtime.insert(
+            Runtime::new(cache.clone(), RuntimeConfig::default()).context("starting the wasm runtime")?,
+        ),
+    };
+    let bytes = std::fs::read(path).with_context(|| format!("reading proc-macro component {path} (for `--extern {name}`)"))?;
+    let hash = runtime.cache().insert(&bytes).with_context(|| format!("caching {path}"))?;
+    let loaded = runtime.load(&hash).with_context(|| format!("loading proc-macro component {path}"))?;
+    let spec = ShimSpec { crate_name, component: hash.as_str(), macros: loaded.declarations() };
+    let shim = wasmacro_shim::ensure_shim(rustc, &cache.root().join("shims"), &spec)
+        .with_context(|| format!("making the native shim for {path}"))?;
+    tracing::debug!(%name, component = %hash, shim = %shim.display(), "wasm extern");
+    let mut rewritten = OsString::from(format!("{name}="));
+    rewritten.push(shim.as_os_str());
+    Ok(rewritten)
+}
