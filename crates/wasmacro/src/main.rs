@@ -68,10 +68,15 @@ fn main() -> ExitCode {
         .without_time()
         .init();
 
-    // Cargo runs a `RUSTC_WRAPPER` as `wrapper /path/to/rustc args…`.
+    // Cargo runs a `RUSTC_WRAPPER` as `wrapper /path/to/rustc args…`, which
+    // collides with the subcommand `wasmacro rustc RUSTC args…` when cargo's
+    // rustc is plain `rustc`: a second rustc-looking argument means the
+    // subcommand form.
     let args: Vec<OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|arg| rustc_wrapper::looks_like_rustc(arg)) {
-        return report(rustc_wrapper::run(args[1..].to_vec()));
+    let is_rustc = |i: usize| args.get(i).is_some_and(|arg| rustc_wrapper::looks_like_rustc(arg));
+    if is_rustc(1) {
+        let start = if args[1] == "rustc" && is_rustc(2) { 2 } else { 1 };
+        return report(rustc_wrapper::run(args[start..].to_vec()));
     }
 
     let cli = Cli::parse();
