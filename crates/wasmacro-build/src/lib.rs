@@ -221,26 +221,31 @@ pub fn build_component(options: &BuildOptions, runtime: &Runtime) -> Result<Buil
     let key = key.finalize().to_hex();
     let work = options.cache.root().join("build").join(format!("{}-{}-{}", package.name, package.version, &key[..16]));
     let pkg_dir = work.join("pkg");
-    let _ = std::fs::remove_dir_all(&pkg_dir);
-    for (relative, contents) in &files {
-        let path = pkg_dir.join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_error(format!("creating {}", parent.display())))?;
-        }
-        std::fs::write(&path, contents).map_err(io_error(format!("writing {}", path.display())))?;
-    }
 
     // The two rewrites: the manifest stops being a proc-macro crate, and the
-    // crate root loses its `#[proc_macro…]` attributes.
-    rewrite_manifest(&pkg_dir.join("Cargo.toml"))?;
-    let root_path = pkg_dir.join(&package.lib_path);
-    let root_source = std::fs::read_to_string(&root_path).map_err(io_error(format!("reading {}", root_path.display())))?;
-    let rewritten = rewrite::rewrite_root(&root_source).map_err(|source| BuildError::Rewrite {
+    // crate root loses its `#[proc_macro…]` attributes. Files are written
+    // only when they change, so a repeated build is a cargo no-op.
+    let mut files = files;
+    let manifest = files.get("Cargo.toml").ok_or_else(|| BuildError::Locate {
+        what: package.name.clone(),
+        reason: "the package has no Cargo.toml".into(),
+    })?;
+    let manifest = rewrite_manifest(manifest, &package.name)?;
+    files.insert("Cargo.toml".into(), manifest.into_bytes());
+    let root_key = package.lib_path.to_string_lossy().replace('\\', "/");
+    let root_source = files
+        .get(&root_key)
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .ok_or_else(|| BuildError::Locate { what: package.name.clone(), reason: format!("cannot read its crate root {root_key}") })?;
+    let rewritten = rewrite::rewrite_root(root_source).map_err(|source| BuildError::Rewrite {
         package: package.name.clone(),
-        path: package.lib_path.display().to_string(),
+        path: root_key.clone(),
         source,
     })?;
-    std::fs::write(&root_path, &rewritten.source).map_err(io_error(format!("writing {}", root_path.display())))?;
+    files.insert(root_key, rewritten.source.clone().into_bytes());
+    for (relative, contents) in &files {
+        write_if_changed(&pkg_dir.join(relative), contents)?;
+    }
 
     let component_dir = work.join("component");
     write_wrapper(&component_dir, &package, options, &rewritten.macros, &glue_dir)?;
@@ -344,19 +349,18 @@ fn package_files(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, BuildError> {
     Ok(files)
 }
 
-fn rewrite_manifest(path: &Path) -> Result<(), BuildError> {
-    let text = std::fs::read_to_string(path).map_err(io_error(format!("reading {}", path.display())))?;
-    let mut manifest: toml_edit::DocumentMut = text.parse().map_err(|e| BuildError::Locate {
-        what: path.display().to_string(),
-        reason: format!("invalid manifest: {e}"),
-    })?;
+fn rewrite_manifest(text: &[u8], package: &str) -> Result<String, BuildError> {
+    let invalid = |reason: String| BuildError::Locate { what: package.to_string(), reason };
+    let text = std::str::from_utf8(text).map_err(|_| invalid("Cargo.toml is not UTF-8".into()))?;
+    let mut manifest: toml_edit::DocumentMut =
+        text.parse().map_err(|e| invalid(format!("invalid Cargo.toml: {e}")))?;
     if let Some(lib) = manifest.get_mut("lib").and_then(|l| l.as_table_like_mut()) {
         lib.remove("proc-macro");
         lib.remove("proc_macro");
     }
     // The copy is a dependency of the generated wrapper, never a workspace.
     manifest.remove("workspace");
-    std::fs::write(path, manifest.to_string()).map_err(io_error(format!("writing {}", path.display())))
+    Ok(manifest.to_string())
 }
 
 fn write_wrapper(

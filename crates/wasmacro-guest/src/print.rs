@@ -14,12 +14,76 @@ pub(crate) fn token_stream(stream: &TokenStream) -> String {
     out
 }
 
+/// One token as rustc's printer sees it: rustc glues a `Joint` punct with the
+/// next punct into one compound token (`..=`, `->`, `::`) when converting a
+/// macro's output, and its printing rules look at those compound tokens.
+enum PrintToken<'a> {
+    Op { text: String, spacing: Spacing },
+    Tree(&'a TokenTree),
+}
+
+impl PrintToken<'_> {
+    fn is_punct(&self) -> bool {
+        matches!(self, PrintToken::Op { .. })
+    }
+
+    fn is_op(&self, op: &str) -> bool {
+        matches!(self, PrintToken::Op { text, .. } if text == op)
+    }
+}
+
+/// `rustc_ast::token::Token::glue`: the compound token `op` + `next` forms.
+fn glues(op: &str, next: char) -> bool {
+    matches!(
+        (op, next),
+        ("=", '=' | '>')
+            | ("<", '=' | '<' | '-')
+            | ("<<", '=')
+            | (">", '=' | '>')
+            | (">>", '=')
+            | ("!", '=')
+            | ("-", '=' | '>')
+            | ("+" | "*" | "/" | "%" | "^", '=')
+            | ("&", '&' | '=')
+            | ("|", '|' | '=')
+            | (".", '.')
+            | ("..", '.' | '=')
+            | (":", ':')
+    )
+}
+
+fn glue(trees: &[TokenTree]) -> Vec<PrintToken<'_>> {
+    let mut tokens: Vec<PrintToken<'_>> = Vec::with_capacity(trees.len());
+    for tree in trees {
+        if let TokenTree::Punct(punct) = tree {
+            if let Some(PrintToken::Op { text, spacing }) = tokens.last_mut() {
+                if *spacing == Spacing::Joint && glues(text, punct.as_char()) {
+                    text.push(punct.as_char());
+                    *spacing = punct.spacing();
+                    continue;
+                }
+            }
+            tokens.push(PrintToken::Op { text: punct.as_char().to_string(), spacing: punct.spacing() });
+        } else {
+            tokens.push(PrintToken::Tree(tree));
+        }
+    }
+    tokens
+}
+
 fn print_trees(trees: &[TokenTree], out: &mut String) {
-    let mut iter = trees.iter().peekable();
-    while let Some(tree) = iter.next() {
-        let spacing = print_tree(tree, out);
+    let tokens = glue(trees);
+    let mut iter = tokens.iter().peekable();
+    while let Some(token) = iter.next() {
+        let spacing = match token {
+            PrintToken::Op { text, spacing } => {
+                out.push_str(text);
+                *spacing
+            }
+            PrintToken::Tree(tree) => print_tree(tree, out),
+        };
         if let Some(next) = iter.peek() {
-            if spacing == Spacing::Alone && space_between(tree, next) {
+            if spacing == Spacing::Alone && space_between(token, next) {
                 out.push(' ');
             }
         }
@@ -67,35 +131,27 @@ fn bracketed(open: char, close: char, trees: &[TokenTree], out: &mut String) {
     out.push(close);
 }
 
-fn is_punct(tree: &TokenTree) -> bool {
-    matches!(tree, TokenTree::Punct(_))
-}
-
-fn is_punct_char(tree: &TokenTree, ch: char) -> bool {
-    matches!(tree, TokenTree::Punct(p) if p.as_char() == ch)
-}
-
-/// Whether the pretty printer puts a space between two adjacent trees whose
+/// Whether the pretty printer puts a space between two adjacent tokens whose
 /// first one is `Alone`. The default is a space; these are the exceptions.
-fn space_between(first: &TokenTree, second: &TokenTree) -> bool {
+fn space_between(first: &PrintToken<'_>, second: &PrintToken<'_>) -> bool {
     // `.` + NON-PUNCT: `x.y`, `tup.0`
-    if is_punct_char(first, '.') && !is_punct(second) {
+    if first.is_op(".") && !second.is_punct() {
         return false;
     }
     // `$` + IDENT: `$e`
-    if is_punct_char(first, '$') && matches!(second, TokenTree::Ident(_)) {
+    if first.is_op("$") && matches!(second, PrintToken::Tree(TokenTree::Ident(_))) {
         return false;
     }
     // NON-PUNCT + `,` / `;` / `.`: `foo,`, `x = 3;`, `x.y`
-    if !is_punct(first)
-        && (is_punct_char(second, ',') || is_punct_char(second, ';') || is_punct_char(second, '.'))
-    {
+    if !first.is_punct() && (second.is_op(",") || second.is_op(";") || second.is_op(".")) {
         return false;
     }
     // IDENT + `(` where the ident is not a reserved word (but `fn`, `Self`,
     // `pub` and raw identifiers are fine): `f(3)`, `fn(x: u8)`, `pub(crate)`;
     // `let (a, b)` keeps its space.
-    if let (TokenTree::Ident(ident), TokenTree::Group(group)) = (first, second) {
+    if let (PrintToken::Tree(TokenTree::Ident(ident)), PrintToken::Tree(TokenTree::Group(group))) =
+        (first, second)
+    {
         if group.delimiter() == Delimiter::Parenthesis {
             let name = ident.name();
             if ident.is_raw() || !is_reserved(name) || matches!(name, "fn" | "Self" | "pub") {
@@ -104,8 +160,8 @@ fn space_between(first: &TokenTree, second: &TokenTree) -> bool {
         }
     }
     // `#` + `[`: `#[attr]`
-    if is_punct_char(first, '#')
-        && matches!(second, TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket)
+    if first.is_op("#")
+        && matches!(second, PrintToken::Tree(TokenTree::Group(g)) if g.delimiter() == Delimiter::Bracket)
     {
         return false;
     }

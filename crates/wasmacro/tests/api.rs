@@ -1,0 +1,33 @@
+//! The project's own fixture macros (derive, attribute, function-like) use
+//! every stable `proc_macro` API item; built natively and as wasm, the
+//! programs using them must compile, behave and fail identically.
+
+mod support;
+
+use support::{Mode, assert_same, compile};
+
+const API: &[(&str, &str)] = &[("api_macros", "api-macros")];
+
+#[test]
+fn every_proc_macro_api_item_behaves_as_native() {
+    let native = compile(Mode::Native, "api", API);
+    assert!(native.status.success(), "native build failed:\n{}", native.stderr);
+    let wasm = compile(Mode::Wasm, "api", API);
+    assert!(wasm.status.success(), "wasm build failed:\n{}", wasm.stderr);
+    assert_same("compiler stderr", &native.stderr, &wasm.stderr);
+    let native_out = String::from_utf8_lossy(&native.run().stdout).into_owned();
+    let wasm_out = String::from_utf8_lossy(&wasm.run().stdout).into_owned();
+    // Hygiene worked: the macro's private `value` did not capture the caller's.
+    assert!(native_out.contains("hygiene=102"), "{native_out}");
+    assert_same("macro observations", &native_out, &wasm_out);
+}
+
+#[test]
+fn compile_error_and_panics_surface_as_native() {
+    let native = compile(Mode::Native, "api_errors", API);
+    let wasm = compile(Mode::Wasm, "api_errors", API);
+    assert!(!native.status.success() && !wasm.status.success());
+    assert!(native.stderr.contains("pointing at `second`"), "{}", native.stderr);
+    assert!(native.stderr.contains("proc macro panicked"), "{}", native.stderr);
+    assert_same("compiler stderr", &native.stderr, &wasm.stderr);
+}

@@ -1,0 +1,187 @@
+//! Shared machinery of the differential tests: the native dependencies built
+//! once by cargo, components built once by `wasmacro build`, and rustc run on
+//! the same program in both modes — directly with the native macro, and
+//! through `wasmacro rustc` with the wasm component.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+pub const SERDE_DERIVE: &str = "serde_derive@1.0.229";
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+}
+
+fn scratch() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasmacro-tests")
+}
+
+/// The component cache every test shares (rebuilt from nothing on a clean
+/// checkout; reused between test binaries of one run).
+pub fn cache_dir() -> PathBuf {
+    scratch().join("cache")
+}
+
+pub fn wasmacro() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmacro"));
+    command.env("WASMACRO_CACHE_DIR", cache_dir()).env_remove("RUSTC_WRAPPER");
+    command
+}
+
+/// The native libraries and proc macros, from the fixture `deps` project.
+pub struct NativeDeps {
+    pub deps_dir: PathBuf,
+    pub artifacts: BTreeMap<String, PathBuf>,
+}
+
+pub fn native() -> &'static NativeDeps {
+    static DEPS: OnceLock<NativeDeps> = OnceLock::new();
+    DEPS.get_or_init(|| {
+        let target = scratch().join("native-target");
+        let output = Command::new(env!("CARGO"))
+            .current_dir(fixtures().join("deps"))
+            .args(["build", "--message-format=json", "--target-dir"])
+            .arg(&target)
+            .env_remove("RUSTFLAGS")
+            .env_remove("RUSTC_WRAPPER")
+            .output()
+            .expect("cargo runs");
+        assert!(output.status.success(), "building the native fixtures failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        let mut artifacts = BTreeMap::new();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            if message["reason"] != "compiler-artifact" {
+                continue;
+            }
+            let name = message["target"]["name"].as_str().unwrap_or_default().replace('-', "_");
+            let file = message["filenames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str())
+                .find(|f| f.ends_with(".rlib") || f.ends_with(".so") || f.ends_with(".dylib") || f.ends_with(".dll"));
+            if let Some(file) = file {
+                artifacts.insert(name, PathBuf::from(file));
+            }
+        }
+        NativeDeps { deps_dir: target.join("debug").join("deps"), artifacts }
+    })
+}
+
+/// Builds a component once per test binary: `spec` is `NAME@VERSION` from the
+/// registry or a fixture directory name.
+pub fn component(spec: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(path) = built.get(spec) {
+        return path.clone();
+    }
+    let out = scratch().join("components").join(spec.replace(['@', '/'], "-"));
+    let mut command = wasmacro();
+    command.arg("build").arg("--out-dir").arg(&out);
+    let name = match spec.split_once('@') {
+        Some((name, _)) => {
+            command.args(["--crate", spec]);
+            name.to_string()
+        }
+        None => {
+            command.arg(fixtures().join(spec));
+            spec.to_string()
+        }
+    };
+    let output = command.output().expect("wasmacro runs");
+    assert!(output.status.success(), "wasmacro build {spec} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let path = out.join(format!("{name}.wasm"));
+    built.insert(spec.to_string(), path.clone());
+    path
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Native,
+    Wasm,
+}
+
+pub struct Compiled {
+    pub status: std::process::ExitStatus,
+    /// rustc's stderr with the macro's path replaced by `$MACRO`.
+    pub stderr: String,
+    pub executable: PathBuf,
+}
+
+impl Compiled {
+    pub fn run(&self) -> Output {
+        Command::new(&self.executable).output().expect("the compiled program runs")
+    }
+}
+
+/// Compiles `programs/<program>.rs` with the macro crates in `macros`
+/// (crate name -> component spec) as native dylibs or as wasm components.
+pub fn compile(mode: Mode, program: &str, macros: &[(&str, &str)]) -> Compiled {
+    let deps = native();
+    let out_dir = scratch().join("programs");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let executable = out_dir.join(format!("{program}-{mode:?}").to_lowercase());
+    let mut args: Vec<String> = vec![
+        "--edition".into(),
+        "2021".into(),
+        "--crate-type".into(),
+        "bin".into(),
+        format!("{program}.rs"),
+        "-o".into(),
+        executable.display().to_string(),
+        "-L".into(),
+        format!("dependency={}", deps.deps_dir.display()),
+    ];
+    for lib in ["serde", "serde_json"] {
+        args.push("--extern".into());
+        args.push(format!("{lib}={}", deps.artifacts[lib].display()));
+    }
+    let mut replaced = Vec::new();
+    for (crate_name, spec) in macros {
+        let path = match mode {
+            Mode::Native => deps.artifacts[*crate_name].clone(),
+            Mode::Wasm => component(spec),
+        };
+        replaced.push(path.display().to_string());
+        args.push("--extern".into());
+        args.push(format!("{crate_name}={}", path.display()));
+    }
+    let mut command = match mode {
+        Mode::Native => Command::new("rustc"),
+        Mode::Wasm => {
+            let mut command = wasmacro();
+            command.args(["rustc", "rustc"]);
+            command
+        }
+    };
+    let output = command
+        .current_dir(fixtures().join("programs"))
+        .args(&args)
+        .env_remove("RUSTC_WRAPPER")
+        .output()
+        .expect("rustc runs");
+    let mut stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    for path in replaced {
+        stderr = stderr.replace(&path, "$MACRO");
+    }
+    Compiled { status: output.status, stderr, executable }
+}
+
+/// Asserts two texts are equal, showing the first differing line.
+pub fn assert_same(what: &str, native: &str, wasm: &str) {
+    if native == wasm {
+        return;
+    }
+    let line = native.lines().zip(wasm.lines()).position(|(a, b)| a != b).unwrap_or(native.lines().count().min(wasm.lines().count()));
+    panic!(
+        "{what} differs at line {}:\n  native: {:?}\n  wasm:   {:?}\n--- native ---\n{native}\n--- wasm ---\n{wasm}",
+        line + 1,
+        native.lines().nth(line),
+        wasm.lines().nth(line),
+    );
+}
