@@ -179,6 +179,15 @@ fn inspect(component: PathBuf) -> Result<()> {
 }
 
 fn serve() -> Result<()> {
-    let runtime = runtime()?;
+    let mut config = RuntimeConfig::default();
+    // Set by whoever runs rustc; shims pass their environment on.
+    if let Some(value) = std::env::var_os("WASMACRO_ISOLATION") {
+        config.isolation = match value.to_str() {
+            Some("per-expansion") => wasmacro_host::Isolation::PerExpansion,
+            Some("per-compilation") => wasmacro_host::Isolation::PerCompilation,
+            _ => bail!("WASMACRO_ISOLATION must be `per-compilation` (the default) or `per-expansion`, not {value:?}"),
+        };
+    }
+    let runtime = Runtime::new(CacheDir::from_env(), config).context("starting the wasm runtime")?;
     wasmacro_host::server::serve(&runtime, std::io::stdin(), std::io::stdout()).context("serving a shim")
 }

@@ -31,3 +31,20 @@ fn compile_error_and_panics_surface_as_native() {
     assert!(native.stderr.contains("proc macro panicked"), "{}", native.stderr);
     assert_same("compiler stderr", &native.stderr, &wasm.stderr);
 }
+
+#[test]
+fn macro_state_lives_for_the_compilation_unless_isolated() {
+    let native = compile(Mode::Native, "state", API);
+    let wasm = compile(Mode::Wasm, "state", API);
+    assert!(native.status.success() && wasm.status.success(), "{}\n{}", native.stderr, wasm.stderr);
+    // What the macro printed reaches rustc's stderr, in order.
+    assert!(native.stderr.contains("counter! expansion 2"), "{}", native.stderr);
+    assert_same("compiler stderr", &native.stderr, &wasm.stderr);
+    let native_out = String::from_utf8_lossy(&native.run().stdout).into_owned();
+    assert_eq!(native_out, "0 1 2\n");
+    assert_same("program output", &native_out, &String::from_utf8_lossy(&wasm.run().stdout));
+
+    let isolated = support::compile_with_env(Mode::Wasm, "state", API, &[("WASMACRO_ISOLATION", "per-expansion")]);
+    assert!(isolated.status.success(), "{}", isolated.stderr);
+    assert_eq!(String::from_utf8_lossy(&isolated.run().stdout), "0 0 0\n");
+}

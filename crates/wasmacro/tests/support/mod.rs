@@ -122,10 +122,16 @@ impl Compiled {
 /// Compiles `programs/<program>.rs` with the macro crates in `macros`
 /// (crate name -> component spec) as native dylibs or as wasm components.
 pub fn compile(mode: Mode, program: &str, macros: &[(&str, &str)]) -> Compiled {
+    compile_with_env(mode, program, macros, &[])
+}
+
+/// [`compile`] with extra environment variables for rustc / wasmacro.
+pub fn compile_with_env(mode: Mode, program: &str, macros: &[(&str, &str)], env: &[(&str, &str)]) -> Compiled {
     let deps = native();
     let out_dir = scratch().join("programs");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let executable = out_dir.join(format!("{program}-{mode:?}").to_lowercase());
+    let variant: String = env.iter().map(|(k, v)| format!("-{k}-{v}")).collect();
+    let executable = out_dir.join(format!("{program}-{mode:?}{variant}").to_lowercase());
     let mut args: Vec<String> = vec![
         "--edition".into(),
         "2021".into(),
@@ -163,6 +169,7 @@ pub fn compile(mode: Mode, program: &str, macros: &[(&str, &str)]) -> Compiled {
         .current_dir(fixtures().join("programs"))
         .args(&args)
         .env_remove("RUSTC_WRAPPER")
+        .envs(env.iter().copied())
         .output()
         .expect("rustc runs");
     let mut stderr = String::from_utf8_lossy(&output.stderr).into_owned();

@@ -1,0 +1,100 @@
+//! `wasmacro build`: reproducible components, and clear errors for packages
+//! it cannot build.
+
+mod support;
+
+use std::path::Path;
+use support::{SERDE_DERIVE, component, fixtures, wasmacro};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The registry directory of serde_derive, as cargo resolved it for the
+/// fixtures.
+fn serde_derive_source() -> std::path::PathBuf {
+    let output = std::process::Command::new(env!("CARGO"))
+        .current_dir(fixtures().join("deps"))
+        .args(["metadata", "--format-version", "1"])
+        .output()
+        .unwrap();
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let package = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "serde_derive")
+        .expect("serde_derive is a fixture dependency");
+    Path::new(package["manifest_path"].as_str().unwrap()).parent().unwrap().to_path_buf()
+}
+
+#[test]
+fn serde_derive_builds_to_the_same_bytes_from_two_directories() {
+    let from_registry = std::fs::read(component(SERDE_DERIVE)).unwrap();
+    let source = serde_derive_source();
+    let mut hashes = Vec::new();
+    let mut components = Vec::new();
+    for place in ["first", "second/nested/deeper"] {
+        let root = tempfile::tempdir().unwrap();
+        let package = root.path().join(place).join("serde_derive");
+        copy_dir(&source, &package);
+        let out = root.path().join("out");
+        let output = wasmacro().arg("build").arg(&package).arg("--out-dir").arg(&out).current_dir(root.path()).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        hashes.push(String::from_utf8(output.stdout).unwrap().trim().to_string());
+        components.push(std::fs::read(out.join("serde_derive.wasm")).unwrap());
+    }
+    println!("component hash: {}", hashes[0]);
+    assert_eq!(hashes[0].len(), 64, "the build prints the component hash");
+    assert_eq!(hashes[0], hashes[1]);
+    assert!(components[0] == components[1], "components differ byte for byte");
+    assert!(components[0] == from_registry, "the path build differs from the registry build");
+}
+
+#[test]
+fn listing_names_every_macro_and_import() {
+    let wasm = component("api-macros");
+    let listing: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(wasm.with_extension("macros.json")).unwrap()).unwrap();
+    let names: Vec<_> = listing["macros"].as_array().unwrap().iter().map(|m| (m["name"].as_str().unwrap(), m["kind"].as_str().unwrap())).collect();
+    assert_eq!(names, [("Inspect", "derive"), ("construct", "attribute"), ("shadow", "function"), ("point_at", "function"), ("counter", "function")]);
+    let imports = listing["imports"].as_array().unwrap();
+    assert!(imports.iter().all(|i| {
+        let i = i.as_str().unwrap();
+        ["wasi:cli/", "wasi:io/", "wasi:random/", "wasi:clocks/", "wasi:filesystem/", "wasmacro:proc-macro/"].iter().any(|p| i.starts_with(p))
+    }), "unexpected import in {imports:?}");
+    // `inspect` reads the same declarations from the component itself.
+    let output = wasmacro().arg("inspect").arg(&wasm).output().unwrap();
+    assert!(output.status.success());
+    let inspected: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(inspected["macros"], listing["macros"]);
+    assert_eq!(inspected["component"], listing["component"]);
+}
+
+#[test]
+fn a_crate_that_is_not_a_proc_macro_is_a_clear_error() {
+    let output = wasmacro().args(["build", "--crate", "itoa@1.0.15", "--out-dir"]).arg(tempfile::tempdir().unwrap().path()).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("itoa@1.0.15") && stderr.contains("not a proc-macro crate"), "{stderr}");
+}
+
+#[test]
+fn invalid_component_bytes_are_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"\0asm\x0d\0\x01\0truncated").unwrap();
+    let output = wasmacro().arg("inspect").arg(&bogus).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not a valid wasmacro proc-macro component"), "{stderr}");
+}
