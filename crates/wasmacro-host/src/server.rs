@@ -64,6 +64,21 @@ impl SpanOracle for ShimOracle {
     }
 }
 
+/// What one server has done so far, reported after every expansion.
+#[derive(Clone, Debug, Default)]
+pub struct ServeStats {
+    /// The macro crate the shim is for.
+    pub crate_name: String,
+    /// The component's hash.
+    pub component: String,
+    /// Expansions run.
+    pub expansions: u64,
+    /// Expansions that failed (panic, trap, limit).
+    pub failures: u64,
+    /// Time spent in expansions, including instantiation and span queries.
+    pub busy: std::time::Duration,
+}
+
 /// Serves until the shim hangs up. Errors are I/O or protocol failures; every
 /// failure of a macro is reported to the shim as an expansion result.
 pub fn serve(
@@ -71,9 +86,20 @@ pub fn serve(
     reader: impl Read + Send + 'static,
     writer: impl Write + Send + 'static,
 ) -> io::Result<()> {
+    serve_with_stats(runtime, reader, writer, |_| {})
+}
+
+/// [`serve`], calling `on_expansion` after every expansion (before its result
+/// is sent, so the caller's record is complete when rustc sees the result).
+pub fn serve_with_stats(
+    runtime: &Runtime,
+    reader: impl Read + Send + 'static,
+    writer: impl Write + Send + 'static,
+    mut on_expansion: impl FnMut(&ServeStats),
+) -> io::Result<()> {
     let channel: SharedChannel =
         Arc::new(Mutex::new(Channel { reader: Box::new(reader), writer: Box::new(writer) }));
-    let Some(component) = handshake(runtime, &channel)? else {
+    let Some((component, mut stats)) = handshake(runtime, &channel)? else {
         return Ok(());
     };
     let isolation = runtime_isolation(runtime);
@@ -90,6 +116,7 @@ pub fn serve(
                 ));
             }
         };
+        let started = std::time::Instant::now();
         let reusable = instance.take().filter(|i| !i.is_poisoned() && isolation == Isolation::PerCompilation);
         let (result, output) = match reusable.map(Ok).unwrap_or_else(|| component.instantiate()) {
             Ok(mut live) => {
@@ -101,6 +128,10 @@ pub fn serve(
             }
             Err(e) => (Err(e), String::new()),
         };
+        stats.expansions += 1;
+        stats.failures += u64::from(result.is_err());
+        stats.busy += started.elapsed();
+        on_expansion(&stats);
         let result = result.map_err(|e| match e {
             ExpandError::Panicked(message) => ExpandFailure::Panicked(message),
             other => ExpandFailure::Error(other.to_string()),
@@ -114,7 +145,10 @@ fn runtime_isolation(runtime: &Runtime) -> Isolation {
 }
 
 /// Reads `Hello`, loads the component, answers `Ready` or `Fatal`.
-fn handshake(runtime: &Runtime, channel: &SharedChannel) -> io::Result<Option<LoadedComponent>> {
+fn handshake(
+    runtime: &Runtime,
+    channel: &SharedChannel,
+) -> io::Result<Option<(LoadedComponent, ServeStats)>> {
     let mut channel = lock(channel);
     let (version, component, crate_name) = match channel.receive()? {
         None => return Ok(None),
@@ -141,7 +175,8 @@ fn handshake(runtime: &Runtime, channel: &SharedChannel) -> io::Result<Option<Lo
     match runtime.load(&hash) {
         Ok(loaded) => {
             channel.send(&ServerMessage::Ready(loaded.declarations().to_vec()))?;
-            Ok(Some(loaded))
+            let stats = ServeStats { crate_name, component: hash.to_string(), ..ServeStats::default() };
+            Ok(Some((loaded, stats)))
         }
         Err(e) => {
             channel.send(&ServerMessage::Fatal(format!("cannot load the component of `{crate_name}`: {e}")))?;

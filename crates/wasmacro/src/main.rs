@@ -189,5 +189,12 @@ fn serve() -> Result<()> {
         };
     }
     let runtime = Runtime::new(CacheDir::from_env(), config).context("starting the wasm runtime")?;
-    wasmacro_host::server::serve(&runtime, std::io::stdin(), std::io::stdout()).context("serving a shim")
+    let stats_dir = std::env::var_os(rustc_wrapper::STATS_ENV).map(PathBuf::from);
+    let record = |stats: &wasmacro_host::server::ServeStats| {
+        if let Some(dir) = &stats_dir {
+            rustc_wrapper::record_stats(dir, stats);
+        }
+    };
+    wasmacro_host::server::serve_with_stats(&runtime, std::io::stdin(), std::io::stdout(), record)
+        .context("serving a shim")
 }

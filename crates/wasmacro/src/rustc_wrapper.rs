@@ -44,16 +44,86 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         }
     }
     let server = std::env::current_exe().context("locating the wasmacro executable")?;
-    let status = Command::new(&rustc)
-        .args(&out)
-        .env(wasmacro_client_env::SERVER, server)
-        .env(CacheDir::ENV, cache.root())
-        .status()
-        .with_context(|| format!("running {}", rustc.display()))?;
+    let summary = std::env::var_os(SUMMARY_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+    let stats_dir = if summary { Some(tempfile::tempdir().context("creating a stats directory")?) } else { None };
+    let mut command = Command::new(&rustc);
+    command.args(&out).env(wasmacro_client_env::SERVER, server).env(CacheDir::ENV, cache.root());
+    if let Some(dir) = &stats_dir {
+        command.env(STATS_ENV, dir.path());
+    }
+    let status = command.status().with_context(|| format!("running {}", rustc.display()))?;
+    if let Some(dir) = &stats_dir {
+        print_summary(rest, dir.path());
+    }
     Ok(match status.code() {
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+/// Set to print, after rustc exits, which proc macros ran where.
+pub const SUMMARY_ENV: &str = "WASMACRO_SUMMARY";
+/// Where servers record their statistics for the summary.
+pub const STATS_ENV: &str = "WASMACRO_STATS_DIR";
+
+/// Writes a server's statistics (one file per server, replaced after every
+/// expansion, so it is complete by the time rustc exits).
+pub fn record_stats(dir: &Path, stats: &wasmacro_host::server::ServeStats) {
+    let line = format!(
+        "{}\t{}\t{}\t{}\t{}\n",
+        stats.crate_name,
+        stats.component,
+        stats.expansions,
+        stats.failures,
+        stats.busy.as_micros()
+    );
+    let path = dir.join(format!("{}-{}.stats", stats.crate_name, std::process::id()));
+    if let Err(e) = std::fs::write(&path, line) {
+        tracing::warn!("could not record statistics in {}: {e}", path.display());
+    }
+}
+
+/// Prints each proc-macro crate of this rustc invocation: wasm or native,
+/// and for wasm ones how many expansions ran and how long they took.
+fn print_summary(args: &[OsString], stats_dir: &Path) {
+    #[derive(Default)]
+    struct Row {
+        place: &'static str,
+        expansions: u64,
+        failures: u64,
+        micros: u128,
+    }
+    let mut rows: std::collections::BTreeMap<String, Row> = Default::default();
+    let externs = args.windows(2).filter(|w| w[0] == "--extern").filter_map(|w| w[1].to_str());
+    for value in externs {
+        let Some((name, path)) = value.split_once('=') else { continue };
+        let name = name.rsplit(':').next().unwrap_or(name).to_string();
+        if path.ends_with(".wasm") {
+            rows.entry(name).or_default().place = "wasm";
+        } else if path.ends_with(std::env::consts::DLL_SUFFIX) {
+            rows.entry(name).or_default().place = "native";
+        }
+    }
+    for entry in std::fs::read_dir(stats_dir).into_iter().flatten().flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let fields: Vec<&str> = text.trim_end().split('\t').collect();
+        if let [name, _component, expansions, failures, micros] = fields[..] {
+            let row = rows.entry(name.to_string()).or_default();
+            row.place = "wasm";
+            row.expansions += expansions.parse::<u64>().unwrap_or(0);
+            row.failures += failures.parse::<u64>().unwrap_or(0);
+            row.micros += micros.parse::<u128>().unwrap_or(0);
+        }
+    }
+    eprintln!("{:>12} {:<24} {:<7} {:>10} {:>8} {:>10}", "wasmacro", "proc-macro crate", "runs as", "expansions", "failed", "time");
+    for (name, row) in &rows {
+        let (expansions, failed, time) = if row.place == "wasm" {
+            (row.expansions.to_string(), row.failures.to_string(), format!("{:.1} ms", row.micros as f64 / 1000.0))
+        } else {
+            ("-".into(), "-".into(), "-".into())
+        };
+        eprintln!("{:>12} {:<24} {:<7} {:>10} {:>8} {:>10}", "", name, row.place, expansions, failed, time);
+    }
 }
 
 /// The environment the shims read (kept in sync with `wasmacro-client`).
