@@ -216,8 +216,9 @@ pub fn build_component(options: &BuildOptions, runtime: &Runtime) -> Result<Buil
         key.update(&(contents.len() as u64).to_le_bytes());
         key.update(contents);
     }
-    key.update(format!("{:?}{}", options.features, options.no_default_features).as_bytes());
-    key.update(glue_dir.as_os_str().as_encoded_bytes());
+    key.update(format!("{:?}{}", features(options), options.no_default_features).as_bytes());
+    // The glue directory is named by its contents; its location is not hashed.
+    key.update(glue_dir.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
     let key = key.finalize().to_hex();
     let work = options.cache.root().join("build").join(format!("{}-{}-{}", package.name, package.version, &key[..16]));
     let pkg_dir = work.join("pkg");
@@ -249,7 +250,7 @@ pub fn build_component(options: &BuildOptions, runtime: &Runtime) -> Result<Buil
 
     let component_dir = work.join("component");
     write_wrapper(&component_dir, &package, options, &rewritten.macros, &glue_dir)?;
-    let wasm = cargo_build(options, &component_dir, &package, &guest_rlib)?;
+    let wasm = cargo_build(options, &work, &package, &guest_rlib, &glue_dir)?;
     let bytes = std::fs::read(&wasm).map_err(io_error(format!("reading {}", wasm.display())))?;
 
     let invalid = |reason: String| BuildError::Invalid { package: package.name.clone(), reason };
@@ -264,6 +265,13 @@ pub fn build_component(options: &BuildOptions, runtime: &Runtime) -> Result<Buil
     }
     let hash = runtime.cache().insert(&bytes).map_err(|e| invalid(e.to_string()))?;
     Ok(BuiltComponent { package: package.name, version: package.version, hash, bytes, macros, imports })
+}
+
+/// Features sorted and deduplicated: their order on the command line must not
+/// change the build.
+fn features(options: &BuildOptions) -> Vec<String> {
+    let set: std::collections::BTreeSet<&String> = options.features.iter().collect();
+    set.into_iter().cloned().collect()
 }
 
 fn locate(options: &BuildOptions) -> Result<Package, BuildError> {
@@ -330,7 +338,9 @@ fn package_files(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, BuildError> {
             let entry = entry.map_err(io_error(format!("reading {}", dir.display())))?;
             let path = entry.path();
             let name = entry.file_name();
-            let file_type = entry.file_type().map_err(io_error(format!("reading {}", path.display())))?;
+            // `metadata` follows symlinks: a symlinked source file or
+            // LICENSE is part of the package like any other.
+            let file_type = std::fs::metadata(&path).map_err(io_error(format!("reading {}", path.display())))?.file_type();
             if file_type.is_dir() {
                 if !matches!(name.to_str(), Some("target" | ".git" | ".hg" | ".svn")) {
                     pending.push(path);
@@ -371,7 +381,7 @@ fn write_wrapper(
     glue_dir: &Path,
 ) -> Result<(), BuildError> {
     std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
-    let features: Vec<String> = options.features.iter().map(|f| format!("{f:?}")).collect();
+    let features: Vec<String> = features(options).iter().map(|f| format!("{f:?}")).collect();
     // Relative paths keep cargo's package ids (and so symbol names) the same
     // wherever the cache lives.
     let glue = pathdiff(glue_dir, dir);
@@ -421,10 +431,14 @@ fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), BuildError> {
     if std::fs::read(path).is_ok_and(|existing| existing == contents) {
         return Ok(());
     }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io_error(format!("creating {}", parent.display())))?;
-    }
-    std::fs::write(path, contents).map_err(io_error(format!("writing {}", path.display())))
+    // Through a temporary file and a rename: a concurrent build reading the
+    // same shared file never sees it half-written.
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io_error(format!("creating {}", parent.display())))?;
+    let mut file = tempfile::NamedTempFile::new_in(parent).map_err(io_error(format!("writing {}", path.display())))?;
+    std::io::Write::write_all(&mut file, contents).map_err(io_error(format!("writing {}", path.display())))?;
+    file.persist(path).map_err(|e| BuildError::Io { what: format!("writing {}", path.display()), source: e.error })?;
+    Ok(())
 }
 
 fn content_key(parts: &[&[u8]]) -> String {
@@ -489,7 +503,14 @@ fn ensure_guest(options: &BuildOptions) -> Result<PathBuf, BuildError> {
     Ok(rlib)
 }
 
-fn cargo_build(options: &BuildOptions, component_dir: &Path, package: &Package, guest_rlib: &Path) -> Result<PathBuf, BuildError> {
+fn cargo_build(
+    options: &BuildOptions,
+    work: &Path,
+    package: &Package,
+    guest_rlib: &Path,
+    glue_dir: &Path,
+) -> Result<PathBuf, BuildError> {
+    let component_dir = work.join("component");
     let target_dir = options.cache.root().join("target");
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
@@ -504,12 +525,17 @@ fn cargo_build(options: &BuildOptions, component_dir: &Path, package: &Package, 
         format!("dependency={}", guest_rlib.parent().unwrap_or(Path::new(".")).display()),
         "--cap-lints=warn".to_string(),
         format!("--remap-path-prefix={}=/wasmacro", options.cache.root().display()),
+        // rustc applies the last matching prefix: these name the work
+        // directories by what they are, not by their content-keyed names.
+        format!("--remap-path-prefix={}=/wasmacro/{}-{}", work.join("pkg").display(), package.name, package.version),
+        format!("--remap-path-prefix={}=/wasmacro/component", work.join("component").display()),
+        format!("--remap-path-prefix={}=/wasmacro/glue", glue_dir.display()),
     ];
     if let Some(home) = cargo_home {
         flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
     }
     let output = Command::new(&options.cargo)
-        .current_dir(component_dir)
+        .current_dir(&component_dir)
         .args(["build", "--release", "--target", WASM_TARGET, "--message-format=short"])
         .arg("--target-dir")
         .arg(&target_dir)

@@ -89,6 +89,9 @@ impl Invocation<'_> {
 /// exactly as it would for the native macro; anything else becomes a
 /// `compile_error!` naming the macro.
 pub fn expand(invocation: Invocation<'_>, args: Option<TokenStream>, input: TokenStream) -> TokenStream {
+    // A failed attribute macro keeps its item, so the error is not buried
+    // under "cannot find …" errors for everything the item defined.
+    let item = (invocation.kind == MacroKind::Attribute).then(|| input.clone());
     match run(&invocation, args, input) {
         Ok(tokens) => tokens,
         Err(Failure::Panicked(message)) => match message {
@@ -96,7 +99,10 @@ pub fn expand(invocation: Invocation<'_>, args: Option<TokenStream>, input: Toke
             None => std::panic::resume_unwind(Box::new(())),
         },
         Err(Failure::Error(reason)) => {
-            compile_error(&format!("wasmacro could not run the {}: {reason}", invocation.describe()))
+            let mut tokens =
+                compile_error(&format!("wasmacro could not run the {}: {reason}", invocation.describe()));
+            tokens.extend(item);
+            tokens
         }
     }
 }
@@ -118,17 +124,18 @@ fn run(invocation: &Invocation<'_>, args: Option<TokenStream>, input: TokenStrea
         mixed_site,
     };
 
-    static CONNECTION: Mutex<Option<Connection>> = Mutex::new(None);
+    // One server per macro crate and rustc process. A server that could not
+    // start is remembered, so each later expansion reports the same reason
+    // instead of trying again.
+    static CONNECTION: Mutex<Option<Result<Connection, String>>> = Mutex::new(None);
     let mut slot = CONNECTION.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if slot.is_none() {
-        *slot = Some(Connection::start(invocation).map_err(Failure::Error)?);
-    }
-    let Some(connection) = slot.as_mut() else {
-        return Err(Failure::Error("no connection to the wasmacro server".into()));
+    let connection = match slot.get_or_insert_with(|| Connection::start(invocation)) {
+        Ok(connection) => connection,
+        Err(reason) => return Err(Failure::Error(reason.clone())),
     };
     let outcome = connection.expand(request, &mut table);
     if outcome.is_err() && !connection.alive {
-        // The next expansion starts a fresh server.
+        // The server died mid-expansion: the next expansion starts a new one.
         *slot = None;
     }
     let tokens = outcome?;
@@ -338,16 +345,24 @@ fn flatten_into(
 /// group length, identifier, punct and literal is checked.
 pub fn unflatten(tokens: &[protocol::Token], table: &SpanTable) -> Result<TokenStream, String> {
     let mut position = 0;
-    let stream = unflatten_range(tokens, &mut position, tokens.len(), table)?;
+    let stream = unflatten_range(tokens, &mut position, tokens.len(), table, 0)?;
     Ok(stream)
 }
+
+/// Deeper nesting than this is refused rather than risking rustc's stack
+/// (rustc's own parser gives up far earlier).
+const MAX_GROUP_DEPTH: usize = 4096;
 
 fn unflatten_range(
     tokens: &[protocol::Token],
     position: &mut usize,
     end: usize,
     table: &SpanTable,
+    depth: usize,
 ) -> Result<TokenStream, String> {
+    if depth > MAX_GROUP_DEPTH {
+        return Err(format!("groups nested more than {MAX_GROUP_DEPTH} deep"));
+    }
     let span = |handle: SpanHandle| {
         table.get(handle).ok_or_else(|| format!("span handle {handle}, which was never handed out"))
     };
@@ -366,7 +381,7 @@ fn unflatten_range(
                     trees.push(TokenTree::Group(original));
                     continue;
                 }
-                let stream = unflatten_range(tokens, position, inner_end, table)?;
+                let stream = unflatten_range(tokens, position, inner_end, table, depth + 1)?;
                 let delimiter = match delimiter {
                     protocol::Delimiter::Parenthesis => Delimiter::Parenthesis,
                     protocol::Delimiter::Brace => Delimiter::Brace,
@@ -397,9 +412,11 @@ fn unflatten_range(
             }
             protocol::Token::Literal { text, span: handle } => {
                 let span = span(*handle)?;
-                let mut literal: Literal = text
-                    .parse()
-                    .map_err(|_| format!("an invalid literal `{}`", text.escape_debug()))?;
+                // The server has already checked the text with the guest lexer;
+                // `catch_unwind` is the second line of defence.
+                let parsed = catch_unwind(AssertUnwindSafe(|| text.parse::<Literal>()));
+                let invalid = || format!("an invalid literal `{}`", text.escape_debug());
+                let mut literal = parsed.map_err(|_| invalid())?.map_err(|_| invalid())?;
                 literal.set_span(span);
                 TokenTree::Literal(literal)
             }

@@ -14,7 +14,6 @@ extern crate proc_macro;
 use proc_macro::TokenStream;
 use proc_macro::__private::{self as bridge, ExpansionScope, FlatToken};
 use std::rc::Rc;
-use std::sync::Once;
 
 #[doc(hidden)]
 pub mod bindings {
@@ -215,9 +214,9 @@ impl bridge::Host for HostSpans {
 /// `wasm32-wasip2` aborts on panic, so the hook is the last chance to tell the
 /// host what happened. It replaces std's hook, which would print "thread
 /// panicked at …" — rustc does not print that for native proc macros either.
+/// Installed before every expansion, in case a macro replaced it.
 fn install_panic_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
+    {
         std::panic::set_hook(Box::new(|info| {
             let payload = info.payload();
             let message = payload
@@ -226,5 +225,5 @@ fn install_panic_hook() {
                 .or_else(|| payload.downcast_ref::<String>().cloned());
             wit_host::report_panic(message.as_deref());
         }));
-    });
+    }
 }

@@ -246,4 +246,9 @@ pub mod __private {
     pub fn parse_literal(text: &str) -> Result<Literal, LexError> {
         crate::lexer::literal(text, Span::call_site())
     }
+
+    /// The check behind `Ident::new` / `Ident::new_raw`, with rustc's message.
+    pub fn validate_ident(name: &str, is_raw: bool) -> Result<(), String> {
+        crate::lexer::validate_ident(name, is_raw)
+    }
 }

@@ -19,6 +19,8 @@ pub(crate) fn token_stream(stream: &TokenStream) -> String {
 /// macro's output, and its printing rules look at those compound tokens.
 enum PrintToken<'a> {
     Op { text: String, spacing: Spacing },
+    /// `'` (joint) + ident: rustc's lifetime token, neither punct nor ident.
+    Lifetime(String),
     Tree(&'a TokenTree),
 }
 
@@ -64,6 +66,15 @@ fn glue(trees: &[TokenTree]) -> Vec<PrintToken<'_>> {
                 }
             }
             tokens.push(PrintToken::Op { text: punct.as_char().to_string(), spacing: punct.spacing() });
+        } else if let TokenTree::Ident(ident) = tree {
+            if let Some(PrintToken::Op { text, spacing: Spacing::Joint }) = tokens.last() {
+                if text == "'" {
+                    tokens.pop();
+                    tokens.push(PrintToken::Lifetime(format!("'{ident}")));
+                    continue;
+                }
+            }
+            tokens.push(PrintToken::Tree(tree));
         } else {
             tokens.push(PrintToken::Tree(tree));
         }
@@ -79,6 +90,10 @@ fn print_trees(trees: &[TokenTree], out: &mut String) {
             PrintToken::Op { text, spacing } => {
                 out.push_str(text);
                 *spacing
+            }
+            PrintToken::Lifetime(text) => {
+                out.push_str(text);
+                Spacing::Alone
             }
             PrintToken::Tree(tree) => print_tree(tree, out),
         };
@@ -227,4 +242,53 @@ fn is_reserved(name: &str) -> bool {
             | "try"
             | "gen"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
+
+    fn ident(name: &str) -> TokenTree {
+        Ident::new(name, Span::call_site()).into()
+    }
+
+    fn punct(ch: char, spacing: Spacing) -> TokenTree {
+        Punct::new(ch, spacing).into()
+    }
+
+    // Expected strings are what rustc 1.95 prints for the same trees.
+    #[test]
+    fn lifetimes_print_as_one_token() {
+        let stream: TokenStream = [
+            punct('&', Spacing::Alone),
+            punct('\'', Spacing::Joint),
+            ident("a"),
+            ident("str"),
+            punct('.', Spacing::Alone),
+            punct('\'', Spacing::Joint),
+            ident("b"),
+            punct('\'', Spacing::Joint),
+            ident("c"),
+            Group::new(Delimiter::Parenthesis, TokenStream::new()).into(),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(stream.to_string(), "& 'a str .'b 'c ()");
+    }
+
+    #[test]
+    fn joint_puncts_glue_before_the_spacing_rules() {
+        let stream: TokenStream = [
+            ident("x"),
+            punct('.', Spacing::Joint),
+            punct('.', Spacing::Joint),
+            punct('=', Spacing::Alone),
+            ident("y"),
+            punct('.', Spacing::Alone),
+            ident("z"),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(stream.to_string(), "x ..= y.z");
+    }
 }

@@ -54,13 +54,17 @@ impl CacheDir {
     /// The environment variable that overrides the cache location.
     pub const ENV: &'static str = "WASMACRO_CACHE_DIR";
 
-    /// A cache rooted at `root`.
+    /// A cache rooted at `root`, made absolute (paths into the cache are
+    /// remapped in components and handed to rustc).
     pub fn new(root: impl Into<PathBuf>) -> CacheDir {
-        CacheDir { root: root.into() }
+        let root = root.into();
+        CacheDir { root: std::path::absolute(&root).unwrap_or(root) }
     }
 
     /// `$WASMACRO_CACHE_DIR`, else `$XDG_CACHE_HOME/wasmacro`, else
-    /// `$HOME/.cache/wasmacro`, else `.wasmacro-cache` in the current directory.
+    /// `$HOME/.cache/wasmacro`, else `wasmacro-cache` in the temporary
+    /// directory — never the current directory, where a cloned repository
+    /// could plant shims for rustc to load.
     pub fn from_env() -> CacheDir {
         if let Some(dir) = std::env::var_os(Self::ENV).filter(|d| !d.is_empty()) {
             return CacheDir::new(dir);
@@ -71,7 +75,7 @@ impl CacheDir {
         if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
             return CacheDir::new(PathBuf::from(home).join(".cache").join("wasmacro"));
         }
-        CacheDir::new(".wasmacro-cache")
+        CacheDir::new(std::env::temp_dir().join("wasmacro-cache"))
     }
 
     /// The root directory.

@@ -51,6 +51,9 @@ pub enum ExpandError {
     /// The guest rejected the tokens it was given.
     #[error("the component rejected its input tokens: {0}")]
     InvalidInput(String),
+    /// The guest returned tokens rustc would reject.
+    #[error("the macro returned {0}")]
+    InvalidOutput(String),
     /// The instance could not be created.
     #[error("could not instantiate the component: {0}")]
     Instantiate(String),

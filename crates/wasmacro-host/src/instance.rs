@@ -80,6 +80,10 @@ impl Runtime {
         let mut wasm_config = Config::new();
         wasm_config.consume_fuel(true);
         wasm_config.max_wasm_stack(config.max_wasm_stack);
+        // NaN bit patterns and relaxed SIMD differ between CPUs; a macro's
+        // output must not.
+        wasm_config.cranelift_nan_canonicalization(true);
+        wasm_config.relaxed_simd_deterministic(true);
         let engine = Engine::new(&wasm_config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -172,6 +176,12 @@ impl LoadedComponent {
         let (wasi, output) = deterministic_ctx();
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.config.max_memory_bytes)
+            // `memory_size` is per memory: bound how many there can be, and
+            // tables too, so no guest can exhaust the host.
+            .memories(16)
+            .tables(64)
+            .table_elements(1 << 20)
+            .instances(64)
             .trap_on_grow_failure(true)
             .build();
         let state = GuestState {

@@ -12,8 +12,8 @@ use crate::instance::{Isolation, LoadedComponent, MacroInstance, Runtime, SpanOr
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 use wasmacro_protocol::{
-    ExpandFailure, PROTOCOL_VERSION, ServerMessage, ShimMessage, SpanAnswer, SpanQuery, read_frame,
-    write_frame,
+    ExpandFailure, PROTOCOL_VERSION, ServerMessage, ShimMessage, SpanAnswer, SpanQuery, Token,
+    read_frame, write_frame,
 };
 
 /// The two ends of the connection, shared by the serve loop and the span
@@ -57,7 +57,7 @@ impl SpanOracle for ShimOracle {
             .map_err(|e| SpanOracleError(format!("lost the connection to rustc: {e}")))?;
         match channel.receive() {
             Ok(Some(ShimMessage::SpanAnswer(answer))) => Ok(answer),
-            Ok(Some(other)) => Err(SpanOracleError(format!("expected a span answer, got {other:?}"))),
+            Ok(Some(other)) => Err(SpanOracleError(format!("expected a span answer, got {}", variant_name(&other)))),
             Ok(None) => Err(SpanOracleError("rustc closed the connection".into())),
             Err(e) => Err(SpanOracleError(format!("lost the connection to rustc: {e}"))),
         }
@@ -112,7 +112,7 @@ pub fn serve_with_stats(
             Some(other) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("expected an expansion request, got {other:?}"),
+                    format!("expected an expansion request, got {}", variant_name(&other)),
                 ));
             }
         };
@@ -128,6 +128,7 @@ pub fn serve_with_stats(
             }
             Err(e) => (Err(e), String::new()),
         };
+        let result = result.and_then(|tokens| validate_output(tokens));
         stats.expansions += 1;
         stats.failures += u64::from(result.is_err());
         stats.busy += started.elapsed();
@@ -136,7 +137,53 @@ pub fn serve_with_stats(
             ExpandError::Panicked(message) => ExpandFailure::Panicked(message),
             other => ExpandFailure::Error(other.to_string()),
         });
-        lock(&channel).send(&ServerMessage::Expanded { result, output })?;
+        let mut message = ServerMessage::Expanded { result, output };
+        let mut bytes = message.encode();
+        if bytes.len() > wasmacro_protocol::MAX_FRAME_LEN as usize {
+            let text = format!(
+                "the macro returned {} MiB of tokens, more than the {} MiB a proc macro may return",
+                bytes.len() >> 20,
+                wasmacro_protocol::MAX_FRAME_LEN >> 20
+            );
+            message = ServerMessage::Expanded { result: Err(ExpandFailure::Error(text)), output: String::new() };
+            bytes = message.encode();
+        }
+        let mut channel = lock(&channel);
+        wasmacro_protocol::write_frame(&mut channel.writer, &bytes)?;
+    }
+}
+
+/// Checks what a guest returned with the guest crate's own lexer, compiled
+/// natively: rustc must never see a literal or identifier it would reject
+/// (its `Literal::from_str` reports some errors fatally).
+fn validate_output(tokens: Vec<Token>) -> Result<Vec<Token>, ExpandError> {
+    for token in &tokens {
+        match token {
+            Token::Literal { text, .. } => {
+                if let Err(e) = guest_proc_macro::__private::parse_literal(text) {
+                    return Err(ExpandError::InvalidOutput(format!("an invalid literal `{}` ({e})", text.escape_debug())));
+                }
+            }
+            Token::Ident { name, is_raw, .. } => {
+                if let Err(e) = guest_proc_macro::__private::validate_ident(name, *is_raw) {
+                    return Err(ExpandError::InvalidOutput(format!("an invalid identifier: {e}")));
+                }
+            }
+            Token::Punct { ch, .. } if !"=<>!~+-*/%^&|@.,;:#$?'".contains(*ch) => {
+                return Err(ExpandError::InvalidOutput(format!("an invalid punctuation character {ch:?}")));
+            }
+            _ => {}
+        }
+    }
+    Ok(tokens)
+}
+
+/// A message's kind, for errors (never its contents, which may be huge).
+fn variant_name(message: &ShimMessage) -> &'static str {
+    match message {
+        ShimMessage::Hello { .. } => "a hello",
+        ShimMessage::Expand(_) => "an expansion request",
+        ShimMessage::SpanAnswer(_) => "a span answer",
     }
 }
 
@@ -156,7 +203,7 @@ fn handshake(
         Some(other) => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("expected a hello, got {other:?}"),
+                format!("expected a hello, got {}", variant_name(&other)),
             ));
         }
     };

@@ -187,7 +187,13 @@ pub fn ensure_shim(rustc: &Path, shims_dir: &Path, spec: &ShimSpec<'_>) -> Resul
     )?;
     compile(
         "shim",
-        &["--crate-name", spec.crate_name, "--edition", "2021", "--crate-type", "proc-macro", "shim.rs", "--extern", "wasmacro_client=libwasmacro_client.rlib", "-o", &file_name],
+        &[
+            "--crate-name", spec.crate_name, "--edition", "2021", "--crate-type", "proc-macro", "shim.rs",
+            "--extern", "wasmacro_client=libwasmacro_client.rlib", "-o", &file_name,
+            // Two versions of one macro crate in one compilation need
+            // distinct crate identities, as cargo gives native ones.
+            "-C", &format!("metadata=wasmacro-{}", spec.component),
+        ],
     )?;
     // Publish the finished directory in one rename; if another process won
     // the race its shim is identical, so ours is simply dropped.
