@@ -273,7 +273,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        assert_eq!(stream.to_string(), "& 'a str .'b 'c ()");
+        assert_eq!(stream.to_string(), "& 'a str.'b 'c ()");
     }
 
     #[test]
