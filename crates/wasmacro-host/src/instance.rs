@@ -88,6 +88,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        crate::wasi::virtualize_sleep(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         ProcMacroComponent::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let cache = ComponentCache::new(cache_dir, &engine);

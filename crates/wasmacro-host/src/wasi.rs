@@ -57,3 +57,42 @@ pub(crate) fn deterministic_ctx() -> (WasiCtx, MemoryOutputPipe) {
         .build();
     (ctx, output)
 }
+
+/// A pollable that is always ready: what a guest's sleep subscribes to.
+struct ReadyNow;
+
+#[async_trait::async_trait]
+impl wasmtime_wasi::p2::Pollable for ReadyNow {
+    async fn ready(&mut self) {}
+}
+
+/// The `wasi:clocks` version wasmtime-wasi 48 defines (guests importing any
+/// 0.2.x are linked to it by semver).
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Replaces the monotonic clock's `subscribe-duration`/`subscribe-instant`,
+/// which wasmtime-wasi backs with real timers: blocked in the host, a guest
+/// that sleeps would use no fuel and could hang rustc. With the clock frozen
+/// at 0, every sleep is over at once; a loop waiting for time to pass runs out
+/// of fuel, the same way on every machine.
+pub(crate) fn virtualize_sleep<T: wasmtime_wasi::WasiView + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::DynPollable;
+
+    fn ready<T: wasmtime_wasi::WasiView>(
+        mut store: wasmtime::StoreContextMut<'_, T>,
+    ) -> wasmtime::Result<(Resource<DynPollable>,)> {
+        let table = store.data_mut().ctx().table;
+        let resource = table.push(ReadyNow)?;
+        Ok((wasmtime_wasi::p2::subscribe(table, resource)?,))
+    }
+
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap("subscribe-duration", |store: wasmtime::StoreContextMut<'_, T>, (_,): (u64,)| ready(store))?;
+    clock.func_wrap("subscribe-instant", |store: wasmtime::StoreContextMut<'_, T>, (_,): (u64,)| ready(store))?;
+    linker.allow_shadowing(false);
+    Ok(())
+}

@@ -48,3 +48,19 @@ fn macro_state_lives_for_the_compilation_unless_isolated() {
     assert!(isolated.status.success(), "{}", isolated.stderr);
     assert_eq!(String::from_utf8_lossy(&isolated.run().stdout), "0 0 0\n");
 }
+
+#[test]
+fn a_sleeping_macro_does_not_hold_up_the_build() {
+    // Time is virtual in the sandbox: an hour-long sleep ends at once and the
+    // frozen clock says no time passed. The watchdog turns a regression into
+    // a failure instead of an hour-long hang.
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(compile(Mode::Wasm, "sleep", API));
+    });
+    let compiled = result
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .expect("compiling with a sleeping macro hung");
+    assert!(compiled.status.success(), "{}", compiled.stderr);
+    assert_eq!(String::from_utf8_lossy(&compiled.run().stdout), "0\n");
+}
