@@ -113,17 +113,7 @@ pub struct BuiltComponent {
 impl BuiltComponent {
     /// The listing written next to the component: what it exports and imports.
     pub fn listing(&self) -> serde_json::Value {
-        let macros: Vec<_> = self
-            .macros
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "name": m.name,
-                    "kind": format!("{:?}", m.kind).to_lowercase(),
-                    "helper_attributes": m.helper_attributes,
-                })
-            })
-            .collect();
+        let macros = macros_json(&self.macros);
         serde_json::json!({
             "package": self.package,
             "version": self.version,
@@ -133,6 +123,21 @@ impl BuiltComponent {
             "imports": self.imports,
         })
     }
+}
+
+/// The macros of a component as they appear in listings: name, kind
+/// (`derive`, `attribute`, `function`) and helper attributes.
+pub fn macros_json(macros: &[MacroDecl]) -> serde_json::Value {
+    macros
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.name,
+                "kind": format!("{:?}", m.kind).to_lowercase(),
+                "helper_attributes": m.helper_attributes,
+            })
+        })
+        .collect()
 }
 
 /// Why a build failed.

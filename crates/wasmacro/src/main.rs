@@ -157,17 +157,7 @@ fn inspect(component: PathBuf) -> Result<()> {
     let what = component.display().to_string();
     let imports = runtime.imports(&bytes, &what)?;
     let loaded = runtime.load_bytes(&bytes, &what)?;
-    let macros: Vec<_> = loaded
-        .declarations()
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "name": m.name,
-                "kind": format!("{:?}", m.kind).to_lowercase(),
-                "helper_attributes": m.helper_attributes,
-            })
-        })
-        .collect();
+    let macros = wasmacro_build::macros_json(loaded.declarations());
     let listing = serde_json::json!({
         "component": wasmacro_host::ComponentHash::of(&bytes).as_str(),
         "size": bytes.len(),
