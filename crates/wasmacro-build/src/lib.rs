@@ -209,7 +209,6 @@ pub fn build_component(options: &BuildOptions, runtime: &Runtime) -> Result<Buil
     let package = locate(options)?;
     tracing::info!(package = %package.name, version = %package.version, "building component");
     let guest_rlib = ensure_guest(options)?;
-    let glue_dir = ensure_glue(&options.cache)?;
 
     // The work directory is named by everything that goes into the build, so
     // the same package and options always build in the same place: byte-equal
@@ -222,8 +221,10 @@ pub fn build_component(options: &BuildOptions, runtime: &Runtime) -> Result<Buil
         key.update(contents);
     }
     key.update(format!("{:?}{}", features(options), options.no_default_features).as_bytes());
-    // The glue directory is named by its contents; its location is not hashed.
-    key.update(glue_dir.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+    for (path, text) in embedded::GLUE {
+        key.update(path.as_bytes());
+        key.update(text.as_bytes());
+    }
     let key = key.finalize().to_hex();
     let work = options.cache.root().join("build").join(format!("{}-{}-{}", package.name, package.version, &key[..16]));
     let pkg_dir = work.join("pkg");
@@ -253,9 +254,16 @@ pub fn build_component(options: &BuildOptions, runtime: &Runtime) -> Result<Buil
         write_if_changed(&pkg_dir.join(relative), contents)?;
     }
 
-    let component_dir = work.join("component");
-    write_wrapper(&component_dir, &package, options, &rewritten.macros, &glue_dir)?;
-    let wasm = cargo_build(options, &work, &package, &guest_rlib, &glue_dir)?;
+    // Work-directory layout: the generated wrapper is the workspace root and
+    // the package and glue live inside it, so cargo hashes their paths
+    // relative to the root — absolute paths of path dependencies outside the
+    // root would change symbol names, and so the bytes, with the cache's
+    // location.
+    for (relative, text) in embedded::GLUE {
+        write_if_changed(&work.join("glue").join(relative), text.as_bytes())?;
+    }
+    write_wrapper(&work, &package, options, &rewritten.macros)?;
+    let wasm = cargo_build(options, &work, &package, &guest_rlib)?;
     let bytes = std::fs::read(&wasm).map_err(io_error(format!("reading {}", wasm.display())))?;
 
     let invalid = |reason: String| BuildError::Invalid { package: package.name.clone(), reason };
@@ -383,19 +391,16 @@ fn write_wrapper(
     package: &Package,
     options: &BuildOptions,
     macros: &[rewrite::RootMacro],
-    glue_dir: &Path,
 ) -> Result<(), BuildError> {
     std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
     let features: Vec<String> = features(options).iter().map(|f| format!("{f:?}")).collect();
-    // Relative paths keep cargo's package ids (and so symbol names) the same
-    // wherever the cache lives.
-    let glue = pathdiff(glue_dir, dir);
     let manifest = format!(
         "[package]\nname = \"wasmacro-component-{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
          [lib]\npath = \"lib.rs\"\ncrate-type = [\"cdylib\"]\n\n\
-         [dependencies]\nwasmacro-guest-glue = {{ path = {glue:?} }}\n\
-         macro_crate = {{ package = {name:?}, path = \"../pkg\", default-features = {default}, features = [{features}] }}\n\n\
-         [profile.release]\nopt-level = 3\ndebug = false\nstrip = true\npanic = \"abort\"\nincremental = false\n\n[workspace]\n",
+         [dependencies]\nwasmacro-guest-glue = {{ path = \"glue\" }}\n\
+         macro_crate = {{ package = {name:?}, path = \"pkg\", default-features = {default}, features = [{features}] }}\n\n\
+         [profile.release]\nopt-level = 3\ndebug = false\nstrip = true\npanic = \"abort\"\nincremental = false\n\n\
+         [workspace]\nexclude = [\"pkg\", \"glue\"]\n",
         name = package.name,
         default = !options.no_default_features,
         features = features.join(", "),
@@ -418,16 +423,6 @@ fn write_wrapper(
         write_if_changed(&path, text.as_bytes())?;
     }
     Ok(())
-}
-
-/// `to` relative to `from` (both absolute, under the cache root).
-fn pathdiff(to: &Path, from: &Path) -> String {
-    let to: Vec<_> = to.components().collect();
-    let from: Vec<_> = from.components().collect();
-    let common = to.iter().zip(&from).take_while(|(a, b)| a == b).count();
-    let mut parts: Vec<String> = std::iter::repeat_n("..".to_string(), from.len() - common).collect();
-    parts.extend(to[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
-    parts.join("/")
 }
 
 /// Writes a file only when its contents change, so cargo's fingerprints stay
@@ -453,17 +448,6 @@ fn content_key(parts: &[&[u8]]) -> String {
         key.update(part);
     }
     key.finalize().to_hex()[..16].to_string()
-}
-
-/// Writes the glue crate out of the binary, under a directory named by its
-/// contents.
-fn ensure_glue(cache: &CacheDir) -> Result<PathBuf, BuildError> {
-    let parts: Vec<&[u8]> = embedded::GLUE.iter().flat_map(|(p, t)| [p.as_bytes(), t.as_bytes()]).collect();
-    let dir = cache.root().join("glue").join(content_key(&parts));
-    for (relative, text) in embedded::GLUE {
-        write_if_changed(&dir.join(relative), text.as_bytes())?;
-    }
-    Ok(dir)
 }
 
 /// Builds the guest `proc_macro` rlib with rustc, once per guest source and
@@ -513,9 +497,7 @@ fn cargo_build(
     work: &Path,
     package: &Package,
     guest_rlib: &Path,
-    glue_dir: &Path,
 ) -> Result<PathBuf, BuildError> {
-    let component_dir = work.join("component");
     let target_dir = options.cache.root().join("target");
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
@@ -532,15 +514,14 @@ fn cargo_build(
         format!("--remap-path-prefix={}=/wasmacro", options.cache.root().display()),
         // rustc applies the last matching prefix: these name the work
         // directories by what they are, not by their content-keyed names.
+        format!("--remap-path-prefix={}=/wasmacro/component", work.display()),
         format!("--remap-path-prefix={}=/wasmacro/{}-{}", work.join("pkg").display(), package.name, package.version),
-        format!("--remap-path-prefix={}=/wasmacro/component", work.join("component").display()),
-        format!("--remap-path-prefix={}=/wasmacro/glue", glue_dir.display()),
     ];
     if let Some(home) = cargo_home {
         flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
     }
     let output = Command::new(&options.cargo)
-        .current_dir(&component_dir)
+        .current_dir(work)
         .args(["build", "--release", "--target", WASM_TARGET, "--message-format=short"])
         .arg("--target-dir")
         .arg(&target_dir)

@@ -98,3 +98,26 @@ fn invalid_component_bytes_are_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("is not a valid wasmacro proc-macro component"), "{stderr}");
 }
+
+#[test]
+fn the_component_does_not_depend_on_where_the_cache_lives() {
+    // Two machines differ in where their caches are: build in two fresh caches
+    // at different absolute paths (so nothing is shared) and compare bytes.
+    let roots = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut components = Vec::new();
+    for (index, root) in roots.iter().enumerate() {
+        let cache = root.path().join("a".repeat(index + 1)).join("cache");
+        let out = root.path().join("out");
+        let output = wasmacro()
+            .env("WASMACRO_CACHE_DIR", &cache)
+            .arg("build")
+            .arg(fixtures().join("api-macros"))
+            .arg("--out-dir")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        components.push(std::fs::read(out.join("api-macros.wasm")).unwrap());
+    }
+    assert!(components[0] == components[1], "the component's bytes depend on the cache location");
+}
