@@ -64,3 +64,27 @@ fn a_sleeping_macro_does_not_hold_up_the_build() {
     assert!(compiled.status.success(), "{}", compiled.stderr);
     assert_eq!(String::from_utf8_lossy(&compiled.run().stdout), "0\n");
 }
+
+#[test]
+fn concurrent_compilations_fill_one_cold_cache_safely() {
+    // Four rustc processes race to cache the component, precompile it and
+    // build its shim in an empty cache; all must succeed and agree.
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
+    let runs: Vec<_> = (0..4)
+        .map(|run| {
+            let cache_dir = cache_dir.clone();
+            std::thread::spawn(move || {
+                let env = [("WASMACRO_CACHE_DIR", cache_dir.as_str()), ("WASMACRO_TEST_RUN", &*run.to_string())];
+                support::compile_with_env(Mode::Wasm, "state", API, &env)
+            })
+        })
+        .collect();
+    for run in runs {
+        let compiled = run.join().unwrap();
+        assert!(compiled.status.success(), "{}", compiled.stderr);
+        assert_eq!(String::from_utf8_lossy(&compiled.run().stdout), "0 1 2\n");
+    }
+    let shims = std::fs::read_dir(cache.path().join("shims")).unwrap().flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count();
+    assert_eq!(shims, 1, "one shim, published once");
+}

@@ -121,3 +121,23 @@ fn the_component_does_not_depend_on_where_the_cache_lives() {
     }
     assert!(components[0] == components[1], "the component's bytes depend on the cache location");
 }
+
+#[test]
+fn a_broken_component_given_to_rustc_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("broken_macro.wasm");
+    std::fs::write(&bogus, b"not wasm at all").unwrap();
+    std::fs::write(dir.path().join("main.rs"), "fn main() {}").unwrap();
+    let output = wasmacro()
+        .current_dir(dir.path())
+        .args(["rustc", "rustc", "main.rs", "--extern"])
+        .arg(format!("broken_macro={}", bogus.display()))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("broken_macro.wasm") && stderr.contains("not a valid wasmacro proc-macro component"),
+        "{stderr}"
+    );
+}

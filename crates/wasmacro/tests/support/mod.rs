@@ -130,7 +130,13 @@ pub fn compile_with_env(mode: Mode, program: &str, macros: &[(&str, &str)], env:
     let deps = native();
     let out_dir = scratch().join("programs");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let variant: String = env.iter().map(|(k, v)| format!("-{k}-{v}")).collect();
+    let variant: String = env
+        .iter()
+        .map(|(k, v)| format!("-{k}-{v}"))
+        .collect::<String>()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
     let executable = out_dir.join(format!("{program}-{mode:?}{variant}").to_lowercase());
     let mut args: Vec<String> = vec![
         "--edition".into(),
