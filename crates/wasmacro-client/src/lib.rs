@@ -31,8 +31,13 @@ pub const SERVER_ENV: &str = "WASMACRO_SERVER";
 /// It also remembers the input's groups: stable `proc_macro` cannot set a
 /// group's delimiter spans separately, so a group the macro hands back
 /// unchanged is returned as rustc's original `Group`, delimiter spans intact.
-#[derive(Default)]
+///
+/// Handles carry the expansion's generation in their top 8 bits, so a handle
+/// a guest kept in a `static` from an earlier expansion is rejected — native
+/// rustc panics with "use-after-free in `proc_macro` handle" on such a span —
+/// instead of naming an unrelated span.
 pub struct SpanTable {
+    generation: u32,
     spans: Vec<Span>,
     /// Input groups by the handle of their whole span: the group and the
     /// range of its subtree (the group token included) in `input`.
@@ -40,23 +45,45 @@ pub struct SpanTable {
     input: Vec<protocol::Token>,
 }
 
+/// Bits of a handle that index the table; the rest is the generation.
+const INDEX_BITS: u32 = 24;
+const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
+
 impl SpanTable {
-    /// Records a span and returns its handle.
-    pub fn insert(&mut self, span: Span) -> SpanHandle {
-        let handle = self.spans.len() as SpanHandle;
-        self.spans.push(span);
-        handle
+    /// The table of a new expansion.
+    pub fn new() -> SpanTable {
+        static GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        // Generation 0 is never used, so small made-up integers are invalid.
+        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 255 + 1;
+        SpanTable { generation, spans: Vec::new(), groups: Vec::new(), input: Vec::new() }
     }
 
-    /// The span behind a handle, if the handle was handed out.
+    /// Records a span and returns its handle. A table holds at most 2^24
+    /// spans; past that, new spans are recorded as the call site (degraded
+    /// locations rather than a failure).
+    pub fn insert(&mut self, span: Span) -> SpanHandle {
+        if self.spans.len() > INDEX_MASK as usize {
+            return self.generation << INDEX_BITS;
+        }
+        let index = self.spans.len() as u32;
+        self.spans.push(span);
+        self.generation << INDEX_BITS | index
+    }
+
+    /// The table index of a handle of this expansion.
+    fn index(&self, handle: SpanHandle) -> Option<usize> {
+        (handle >> INDEX_BITS == self.generation).then_some((handle & INDEX_MASK) as usize)
+    }
+
+    /// The span behind a handle, if this expansion handed it out.
     pub fn get(&self, handle: SpanHandle) -> Option<Span> {
-        self.spans.get(handle as usize).copied()
+        self.spans.get(self.index(handle)?).copied()
     }
 
     /// The original group whose subtree is exactly `subtree`, if any.
     fn original_group(&self, subtree: &[protocol::Token]) -> Option<Group> {
         let protocol::Token::Group { span, .. } = subtree.first()? else { return None };
-        let (group, range) = self.groups.get(*span as usize)?.as_ref()?;
+        let (group, range) = self.groups.get(self.index(*span)?)?.as_ref()?;
         (self.input.get(range.clone())? == subtree).then(|| group.clone())
     }
 }
@@ -113,7 +140,7 @@ enum Failure {
 }
 
 fn run(invocation: &Invocation<'_>, args: Option<TokenStream>, input: TokenStream) -> Result<TokenStream, Failure> {
-    let mut table = SpanTable::default();
+    let mut table = SpanTable::new();
     let call_site = table.insert(Span::call_site());
     let mixed_site = table.insert(Span::mixed_site());
     let request = ExpandRequest {
@@ -278,7 +305,7 @@ pub fn flatten(stream: TokenStream, table: &mut SpanTable) -> Vec<protocol::Toke
     flatten_into(stream, table, &mut tokens, &mut groups);
     let base = table.input.len();
     for (handle, group, range) in groups {
-        let slot = handle as usize;
+        let Some(slot) = table.index(handle) else { continue };
         if table.groups.len() <= slot {
             table.groups.resize(slot + 1, None);
         }
@@ -364,7 +391,7 @@ fn unflatten_range(
         return Err(format!("groups nested more than {MAX_GROUP_DEPTH} deep"));
     }
     let span = |handle: SpanHandle| {
-        table.get(handle).ok_or_else(|| format!("span handle {handle}, which was never handed out"))
+        table.get(handle).ok_or_else(|| format!("span handle {handle:#x}, which this expansion never handed out (a span kept from an earlier expansion?)"))
     };
     let mut trees = Vec::new();
     while *position < end {

@@ -88,3 +88,16 @@ fn concurrent_compilations_fill_one_cold_cache_safely() {
     let shims = std::fs::read_dir(cache.path().join("shims")).unwrap().flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count();
     assert_eq!(shims, 1, "one shim, published once");
 }
+
+#[test]
+fn a_span_kept_from_an_earlier_expansion_is_rejected_with_a_clear_error() {
+    // Natively rustc panics ("use-after-free in `proc_macro` handle"); in wasm
+    // the stale handle must not silently name an unrelated span either.
+    let wasm = compile(Mode::Wasm, "stale_span", API);
+    assert!(!wasm.status.success());
+    assert!(
+        wasm.stderr.contains("`use_kept_span` of `api_macros` (wasm)") && wasm.stderr.contains("earlier expansion"),
+        "{}",
+        wasm.stderr
+    );
+}

@@ -66,7 +66,7 @@ fn listing_names_every_macro_and_import() {
     let listing: serde_json::Value =
         serde_json::from_slice(&std::fs::read(wasm.with_extension("macros.json")).unwrap()).unwrap();
     let names: Vec<_> = listing["macros"].as_array().unwrap().iter().map(|m| (m["name"].as_str().unwrap(), m["kind"].as_str().unwrap())).collect();
-    assert_eq!(names, [("Inspect", "derive"), ("construct", "attribute"), ("shadow", "function"), ("point_at", "function"), ("counter", "function"), ("sleepy", "function")]);
+    assert_eq!(names, [("Inspect", "derive"), ("construct", "attribute"), ("shadow", "function"), ("point_at", "function"), ("counter", "function"), ("sleepy", "function"), ("keep_span", "function"), ("use_kept_span", "function")]);
     let imports = listing["imports"].as_array().unwrap();
     assert!(imports.iter().all(|i| {
         let i = i.as_str().unwrap();
