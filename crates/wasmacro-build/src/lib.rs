@@ -32,16 +32,40 @@ pub const WASM_TARGET: &str = "wasm32-wasip2";
 mod embedded {
     pub const GUEST: &[(&str, &str)] = &[
         ("lib.rs", include_str!("../../wasmacro-guest/src/lib.rs")),
-        ("bridge.rs", include_str!("../../wasmacro-guest/src/bridge.rs")),
-        ("escape.rs", include_str!("../../wasmacro-guest/src/escape.rs")),
-        ("lexer.rs", include_str!("../../wasmacro-guest/src/lexer.rs")),
-        ("print.rs", include_str!("../../wasmacro-guest/src/print.rs")),
-        ("unicode_ident.rs", include_str!("../../wasmacro-guest/src/unicode_ident.rs")),
+        (
+            "bridge.rs",
+            include_str!("../../wasmacro-guest/src/bridge.rs"),
+        ),
+        (
+            "escape.rs",
+            include_str!("../../wasmacro-guest/src/escape.rs"),
+        ),
+        (
+            "lexer.rs",
+            include_str!("../../wasmacro-guest/src/lexer.rs"),
+        ),
+        (
+            "print.rs",
+            include_str!("../../wasmacro-guest/src/print.rs"),
+        ),
+        (
+            "unicode_ident.rs",
+            include_str!("../../wasmacro-guest/src/unicode_ident.rs"),
+        ),
     ];
     pub const GLUE: &[(&str, &str)] = &[
-        ("Cargo.toml", include_str!("../../wasmacro-guest-glue/Cargo.toml")),
-        ("src/lib.rs", include_str!("../../wasmacro-guest-glue/src/lib.rs")),
-        ("wit/wasmacro.wit", include_str!("../../../wit/wasmacro.wit")),
+        (
+            "Cargo.toml",
+            include_str!("../../wasmacro-guest-glue/Cargo.toml"),
+        ),
+        (
+            "src/lib.rs",
+            include_str!("../../wasmacro-guest-glue/src/lib.rs"),
+        ),
+        (
+            "wit/wasmacro.wit",
+            include_str!("../../../wit/wasmacro.wit"),
+        ),
     ];
 }
 
@@ -80,7 +104,9 @@ impl BuildOptions {
     /// Options with cargo and rustc from `$CARGO`/`$RUSTC` or the `PATH`.
     pub fn new(source: PackageSource, cache: CacheDir) -> BuildOptions {
         let tool = |var: &str, default: &str| {
-            std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
+            std::env::var_os(var)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(default))
         };
         BuildOptions {
             source,
@@ -165,7 +191,9 @@ pub enum BuildError {
     #[error("building the guest proc_macro crate failed:\n{0}")]
     Guest(String),
     /// cargo failed to build the component.
-    #[error("building `{package}` for {WASM_TARGET} failed (is the target installed? `rustup target add {WASM_TARGET}`):\n{stderr}")]
+    #[error(
+        "building `{package}` for {WASM_TARGET} failed (is the target installed? `rustup target add {WASM_TARGET}`):\n{stderr}"
+    )]
     Cargo {
         /// The package.
         package: String,
@@ -205,7 +233,10 @@ struct Package {
 }
 
 /// Builds the component for `options` and stores it in the cache.
-pub fn build_component(options: &BuildOptions, runtime: &Runtime) -> Result<BuiltComponent, BuildError> {
+pub fn build_component(
+    options: &BuildOptions,
+    runtime: &Runtime,
+) -> Result<BuiltComponent, BuildError> {
     let package = locate(options)?;
     tracing::info!(package = %package.name, version = %package.version, "building component");
     let guest_rlib = ensure_guest(options)?;
@@ -226,7 +257,12 @@ pub fn build_component(options: &BuildOptions, runtime: &Runtime) -> Result<Buil
         key.update(text.as_bytes());
     }
     let key = key.finalize().to_hex();
-    let work = options.cache.root().join("build").join(format!("{}-{}-{}", package.name, package.version, &key[..16]));
+    let work = options.cache.root().join("build").join(format!(
+        "{}-{}-{}",
+        package.name,
+        package.version,
+        &key[..16]
+    ));
     let pkg_dir = work.join("pkg");
 
     // The two rewrites: the manifest stops being a proc-macro crate, and the
@@ -243,7 +279,10 @@ pub fn build_component(options: &BuildOptions, runtime: &Runtime) -> Result<Buil
     let root_source = files
         .get(&root_key)
         .and_then(|bytes| std::str::from_utf8(bytes).ok())
-        .ok_or_else(|| BuildError::Locate { what: package.name.clone(), reason: format!("cannot read its crate root {root_key}") })?;
+        .ok_or_else(|| BuildError::Locate {
+            what: package.name.clone(),
+            reason: format!("cannot read its crate root {root_key}"),
+        })?;
     let rewritten = rewrite::rewrite_root(root_source).map_err(|source| BuildError::Rewrite {
         package: package.name.clone(),
         path: root_key.clone(),
@@ -266,18 +305,37 @@ pub fn build_component(options: &BuildOptions, runtime: &Runtime) -> Result<Buil
     let wasm = cargo_build(options, &work, &package, &guest_rlib)?;
     let bytes = std::fs::read(&wasm).map_err(io_error(format!("reading {}", wasm.display())))?;
 
-    let invalid = |reason: String| BuildError::Invalid { package: package.name.clone(), reason };
-    let imports = runtime.imports(&bytes, &package.name).map_err(|e| invalid(e.to_string()))?;
+    let invalid = |reason: String| BuildError::Invalid {
+        package: package.name.clone(),
+        reason,
+    };
+    let imports = runtime
+        .imports(&bytes, &package.name)
+        .map_err(|e| invalid(e.to_string()))?;
     // Loading through the runtime's linker is the import check: it defines
     // exactly what the deterministic host provides, nothing more.
-    let loaded = runtime.load_bytes(&bytes, &package.name).map_err(|e| invalid(e.to_string()))?;
+    let loaded = runtime
+        .load_bytes(&bytes, &package.name)
+        .map_err(|e| invalid(e.to_string()))?;
     let macros = loaded.declarations().to_vec();
     let expected: Vec<MacroDecl> = rewritten.macros.iter().map(|m| m.decl.clone()).collect();
     if macros != expected {
-        return Err(invalid(format!("it declares {macros:?}, but the crate root declares {expected:?}")));
+        return Err(invalid(format!(
+            "it declares {macros:?}, but the crate root declares {expected:?}"
+        )));
     }
-    let hash = runtime.cache().insert(&bytes).map_err(|e| invalid(e.to_string()))?;
-    Ok(BuiltComponent { package: package.name, version: package.version, hash, bytes, macros, imports })
+    let hash = runtime
+        .cache()
+        .insert(&bytes)
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok(BuiltComponent {
+        package: package.name,
+        version: package.version,
+        hash,
+        bytes,
+        macros,
+        imports,
+    })
 }
 
 /// Features sorted and deduplicated: their order on the command line must not
@@ -290,21 +348,36 @@ fn features(options: &BuildOptions) -> Vec<String> {
 fn locate(options: &BuildOptions) -> Result<Package, BuildError> {
     let (manifest, wanted, what) = match &options.source {
         PackageSource::Path(dir) => {
-            let manifest = if dir.ends_with("Cargo.toml") { dir.clone() } else { dir.join("Cargo.toml") };
+            let manifest = if dir.ends_with("Cargo.toml") {
+                dir.clone()
+            } else {
+                dir.join("Cargo.toml")
+            };
             (manifest, None, dir.display().to_string())
         }
         PackageSource::Registry { name, version } => {
             // A throwaway project that depends on exactly that version lets
             // cargo resolve and download it as it would for any build.
-            let fetch = options.cache.root().join("fetch").join(format!("{name}-{version}"));
-            std::fs::create_dir_all(fetch.join("src")).map_err(io_error(format!("creating {}", fetch.display())))?;
+            let fetch = options
+                .cache
+                .root()
+                .join("fetch")
+                .join(format!("{name}-{version}"));
+            std::fs::create_dir_all(fetch.join("src"))
+                .map_err(io_error(format!("creating {}", fetch.display())))?;
             let manifest = format!(
                 "[package]\nname = \"wasmacro-fetch\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
                  [lib]\npath = \"src/lib.rs\"\n\n[dependencies]\n{name} = \"={version}\"\n\n[workspace]\n"
             );
-            std::fs::write(fetch.join("Cargo.toml"), manifest).map_err(io_error("writing the fetch manifest"))?;
-            std::fs::write(fetch.join("src/lib.rs"), "").map_err(io_error("writing the fetch crate"))?;
-            (fetch.join("Cargo.toml"), Some((name.clone(), version.clone())), format!("{name}@{version}"))
+            std::fs::write(fetch.join("Cargo.toml"), manifest)
+                .map_err(io_error("writing the fetch manifest"))?;
+            std::fs::write(fetch.join("src/lib.rs"), "")
+                .map_err(io_error("writing the fetch crate"))?;
+            (
+                fetch.join("Cargo.toml"),
+                Some((name.clone(), version.clone())),
+                format!("{name}@{version}"),
+            )
         }
     };
     let mut command = cargo_metadata::MetadataCommand::new();
@@ -312,32 +385,54 @@ fn locate(options: &BuildOptions) -> Result<Package, BuildError> {
     if wanted.is_none() {
         command.no_deps();
     }
-    let metadata = command.exec().map_err(|e| BuildError::Locate { what: what.clone(), reason: e.to_string() })?;
+    let metadata = command.exec().map_err(|e| BuildError::Locate {
+        what: what.clone(),
+        reason: e.to_string(),
+    })?;
     let package = match &wanted {
         Some((name, version)) => metadata
             .packages
             .iter()
             .find(|p| p.name.as_str() == name && p.version.to_string() == *version),
-        None => metadata.root_package().or_else(|| metadata.packages.first()),
+        None => metadata
+            .root_package()
+            .or_else(|| metadata.packages.first()),
     }
-    .ok_or_else(|| BuildError::Locate { what: what.clone(), reason: "cargo did not report the package".into() })?;
+    .ok_or_else(|| BuildError::Locate {
+        what: what.clone(),
+        reason: "cargo did not report the package".into(),
+    })?;
     let lib = package
         .targets
         .iter()
         .find(|t| t.is_proc_macro())
-        .ok_or_else(|| BuildError::Locate { what: what.clone(), reason: "it is not a proc-macro crate".into() })?;
+        .ok_or_else(|| BuildError::Locate {
+            what: what.clone(),
+            reason: "it is not a proc-macro crate".into(),
+        })?;
     let root = package
         .manifest_path
         .parent()
         .map(|p| p.as_std_path().to_path_buf())
-        .ok_or_else(|| BuildError::Locate { what: what.clone(), reason: "its manifest has no directory".into() })?;
+        .ok_or_else(|| BuildError::Locate {
+            what: what.clone(),
+            reason: "its manifest has no directory".into(),
+        })?;
     let lib_path = lib
         .src_path
         .as_std_path()
         .strip_prefix(&root)
         .map(Path::to_path_buf)
-        .map_err(|_| BuildError::Locate { what: what.clone(), reason: "its crate root is outside the package".into() })?;
-    Ok(Package { name: package.name.to_string(), version: package.version.to_string(), root, lib_path })
+        .map_err(|_| BuildError::Locate {
+            what: what.clone(),
+            reason: "its crate root is outside the package".into(),
+        })?;
+    Ok(Package {
+        name: package.name.to_string(),
+        version: package.version.to_string(),
+        root,
+        lib_path,
+    })
 }
 
 /// Every file of the package (but `target/` and VCS directories), sorted by
@@ -346,14 +441,17 @@ fn package_files(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, BuildError> {
     let mut files = BTreeMap::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(io_error(format!("reading {}", dir.display())))?;
+        let entries =
+            std::fs::read_dir(&dir).map_err(io_error(format!("reading {}", dir.display())))?;
         for entry in entries {
             let entry = entry.map_err(io_error(format!("reading {}", dir.display())))?;
             let path = entry.path();
             let name = entry.file_name();
             // `metadata` follows symlinks: a symlinked source file or
             // LICENSE is part of the package like any other.
-            let file_type = std::fs::metadata(&path).map_err(io_error(format!("reading {}", path.display())))?.file_type();
+            let file_type = std::fs::metadata(&path)
+                .map_err(io_error(format!("reading {}", path.display())))?
+                .file_type();
             if file_type.is_dir() {
                 if !matches!(name.to_str(), Some("target" | ".git" | ".hg" | ".svn")) {
                     pending.push(path);
@@ -361,10 +459,14 @@ fn package_files(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, BuildError> {
             } else if file_type.is_file() {
                 let relative = path
                     .strip_prefix(root)
-                    .map_err(|_| BuildError::Locate { what: root.display().to_string(), reason: "path outside the package".into() })?
+                    .map_err(|_| BuildError::Locate {
+                        what: root.display().to_string(),
+                        reason: "path outside the package".into(),
+                    })?
                     .to_string_lossy()
                     .replace('\\', "/");
-                let contents = std::fs::read(&path).map_err(io_error(format!("reading {}", path.display())))?;
+                let contents = std::fs::read(&path)
+                    .map_err(io_error(format!("reading {}", path.display())))?;
                 files.insert(relative, contents);
             }
         }
@@ -373,10 +475,14 @@ fn package_files(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, BuildError> {
 }
 
 fn rewrite_manifest(text: &[u8], package: &str) -> Result<String, BuildError> {
-    let invalid = |reason: String| BuildError::Locate { what: package.to_string(), reason };
+    let invalid = |reason: String| BuildError::Locate {
+        what: package.to_string(),
+        reason,
+    };
     let text = std::str::from_utf8(text).map_err(|_| invalid("Cargo.toml is not UTF-8".into()))?;
-    let mut manifest: toml_edit::DocumentMut =
-        text.parse().map_err(|e| invalid(format!("invalid Cargo.toml: {e}")))?;
+    let mut manifest: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| invalid(format!("invalid Cargo.toml: {e}")))?;
     if let Some(lib) = manifest.get_mut("lib").and_then(|l| l.as_table_like_mut()) {
         lib.remove("proc-macro");
         lib.remove("proc_macro");
@@ -405,7 +511,9 @@ fn write_wrapper(
         default = !options.no_default_features,
         features = features.join(", "),
     );
-    let mut lib = String::from("//! Generated by wasmacro: the component's macro table.\n\nwasmacro_guest_glue::export_macros!(&[\n");
+    let mut lib = String::from(
+        "//! Generated by wasmacro: the component's macro table.\n\nwasmacro_guest_glue::export_macros!(&[\n",
+    );
     for m in macros {
         let expander = match m.decl.kind {
             wasmacro_protocol::MacroKind::Derive => "Derive",
@@ -435,9 +543,14 @@ fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), BuildError> {
     // same shared file never sees it half-written.
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io_error(format!("creating {}", parent.display())))?;
-    let mut file = tempfile::NamedTempFile::new_in(parent).map_err(io_error(format!("writing {}", path.display())))?;
-    std::io::Write::write_all(&mut file, contents).map_err(io_error(format!("writing {}", path.display())))?;
-    file.persist(path).map_err(|e| BuildError::Io { what: format!("writing {}", path.display()), source: e.error })?;
+    let mut file = tempfile::NamedTempFile::new_in(parent)
+        .map_err(io_error(format!("writing {}", path.display())))?;
+    std::io::Write::write_all(&mut file, contents)
+        .map_err(io_error(format!("writing {}", path.display())))?;
+    file.persist(path).map_err(|e| BuildError::Io {
+        what: format!("writing {}", path.display()),
+        source: e.error,
+    })?;
     Ok(())
 }
 
@@ -456,16 +569,24 @@ fn ensure_guest(options: &BuildOptions) -> Result<PathBuf, BuildError> {
     let version = Command::new(&options.rustc)
         .arg("-vV")
         .output()
-        .map_err(io_error(format!("running `{} -vV`", options.rustc.display())))?;
+        .map_err(io_error(format!(
+            "running `{} -vV`",
+            options.rustc.display()
+        )))?;
     let mut parts: Vec<&[u8]> = vec![&version.stdout];
-    parts.extend(embedded::GUEST.iter().flat_map(|(p, t)| [p.as_bytes(), t.as_bytes()]));
+    parts.extend(
+        embedded::GUEST
+            .iter()
+            .flat_map(|(p, t)| [p.as_bytes(), t.as_bytes()]),
+    );
     let dir = options.cache.root().join("guest").join(content_key(&parts));
     let rlib = dir.join("libproc_macro.rlib");
     if rlib.is_file() {
         return Ok(rlib);
     }
     let guest_root = options.cache.root().join("guest");
-    std::fs::create_dir_all(&guest_root).map_err(io_error(format!("creating {}", guest_root.display())))?;
+    std::fs::create_dir_all(&guest_root)
+        .map_err(io_error(format!("creating {}", guest_root.display())))?;
     let staging = tempfile::Builder::new()
         .prefix(".building-")
         .tempdir_in(&guest_root)
@@ -475,14 +596,35 @@ fn ensure_guest(options: &BuildOptions) -> Result<PathBuf, BuildError> {
     }
     let output = Command::new(&options.rustc)
         .current_dir(staging.path())
-        .args(["--crate-name", "proc_macro", "--edition", "2024", "--crate-type", "rlib"])
-        .args(["--target", WASM_TARGET, "-C", "opt-level=3", "-C", "debuginfo=0", "--cap-lints", "allow"])
-        .args(["--remap-path-prefix", &format!("{}=/wasmacro/guest", staging.path().display())])
+        .args([
+            "--crate-name",
+            "proc_macro",
+            "--edition",
+            "2024",
+            "--crate-type",
+            "rlib",
+        ])
+        .args([
+            "--target",
+            WASM_TARGET,
+            "-C",
+            "opt-level=3",
+            "-C",
+            "debuginfo=0",
+            "--cap-lints",
+            "allow",
+        ])
+        .args([
+            "--remap-path-prefix",
+            &format!("{}=/wasmacro/guest", staging.path().display()),
+        ])
         .args(["src/lib.rs", "--out-dir", "."])
         .output()
         .map_err(io_error(format!("running {}", options.rustc.display())))?;
     if !output.status.success() {
-        return Err(BuildError::Guest(String::from_utf8_lossy(&output.stderr).into_owned()));
+        return Err(BuildError::Guest(
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ));
     }
     let staged = staging.keep();
     if std::fs::rename(&staged, &dir).is_err() {
@@ -509,20 +651,37 @@ fn cargo_build(
         // searching, not by `--extern`: without this they would find the
         // sysroot's wasm `libproc_macro` and fail with E0460.
         "-L".to_string(),
-        format!("dependency={}", guest_rlib.parent().unwrap_or(Path::new(".")).display()),
+        format!(
+            "dependency={}",
+            guest_rlib.parent().unwrap_or(Path::new(".")).display()
+        ),
         "--cap-lints=warn".to_string(),
-        format!("--remap-path-prefix={}=/wasmacro", options.cache.root().display()),
+        format!(
+            "--remap-path-prefix={}=/wasmacro",
+            options.cache.root().display()
+        ),
         // rustc applies the last matching prefix: these name the work
         // directories by what they are, not by their content-keyed names.
         format!("--remap-path-prefix={}=/wasmacro/component", work.display()),
-        format!("--remap-path-prefix={}=/wasmacro/{}-{}", work.join("pkg").display(), package.name, package.version),
+        format!(
+            "--remap-path-prefix={}=/wasmacro/{}-{}",
+            work.join("pkg").display(),
+            package.name,
+            package.version
+        ),
     ];
     if let Some(home) = cargo_home {
         flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
     }
     let output = Command::new(&options.cargo)
         .current_dir(work)
-        .args(["build", "--release", "--target", WASM_TARGET, "--message-format=short"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            WASM_TARGET,
+            "--message-format=short",
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
@@ -533,7 +692,10 @@ fn cargo_build(
         .output()
         .map_err(io_error(format!("running {}", options.cargo.display())))?;
     if !output.status.success() {
-        return Err(BuildError::Cargo { package: package.name.clone(), stderr: String::from_utf8_lossy(&output.stderr).into_owned() });
+        return Err(BuildError::Cargo {
+            package: package.name.clone(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
     }
     let artifact = format!("wasmacro_component_{}.wasm", package.name.replace('-', "_"));
     Ok(target_dir.join(WASM_TARGET).join("release").join(artifact))

@@ -44,7 +44,9 @@ pub enum RewriteError {
         reason: String,
     },
     /// Nothing to build.
-    #[error("the crate root declares no `#[proc_macro]`, `#[proc_macro_derive]` or `#[proc_macro_attribute]` functions")]
+    #[error(
+        "the crate root declares no `#[proc_macro]`, `#[proc_macro_derive]` or `#[proc_macro_attribute]` functions"
+    )]
     NoMacros,
 }
 
@@ -52,7 +54,11 @@ pub enum RewriteError {
 pub fn rewrite_root(source: &str) -> Result<RewrittenRoot, RewriteError> {
     let file = syn::parse_file(source).map_err(|e| {
         let start = e.span().start();
-        RewriteError::Parse(format!("{e} (line {}, column {})", start.line, start.column + 1))
+        RewriteError::Parse(format!(
+            "{e} (line {}, column {})",
+            start.line,
+            start.column + 1
+        ))
     })?;
     let mut blank = Vec::new();
     let mut macros = Vec::new();
@@ -60,7 +66,9 @@ pub fn rewrite_root(source: &str) -> Result<RewrittenRoot, RewriteError> {
         let Item::Fn(function) = item else { continue };
         let name = function.sig.ident.to_string();
         for attr in &function.attrs {
-            let Some(kind) = proc_macro_kind(attr) else { continue };
+            let Some(kind) = proc_macro_kind(attr) else {
+                continue;
+            };
             let start = attr.pound_token.span.byte_range().start;
             let end = attr.bracket_token.span.close().byte_range().end;
             blank.push(start..end);
@@ -74,10 +82,17 @@ pub fn rewrite_root(source: &str) -> Result<RewrittenRoot, RewriteError> {
                             reason: "it takes no arguments".into(),
                         });
                     }
-                    MacroDecl { name: name.clone(), kind, helper_attributes: Vec::new() }
+                    MacroDecl {
+                        name: name.clone(),
+                        kind,
+                        helper_attributes: Vec::new(),
+                    }
                 }
             };
-            macros.push(RootMacro { decl, function: name.clone() });
+            macros.push(RootMacro {
+                decl,
+                function: name.clone(),
+            });
         }
     }
     if macros.is_empty() {
@@ -99,7 +114,12 @@ pub fn rewrite_root(source: &str) -> Result<RewrittenRoot, RewriteError> {
 }
 
 fn path_name(attr: &Attribute) -> String {
-    attr.path().segments.iter().map(|s| s.ident.to_string()).collect::<Vec<_>>().join("::")
+    attr.path()
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::")
 }
 
 fn proc_macro_kind(attr: &Attribute) -> Option<MacroKind> {
@@ -143,7 +163,11 @@ fn derive_decl(attr: &Attribute, function: &str) -> Result<MacroDecl, RewriteErr
             _ => return Err(malformed("expected `attributes(...)`")),
         }
     }
-    Ok(MacroDecl { name, kind: MacroKind::Derive, helper_attributes })
+    Ok(MacroDecl {
+        name,
+        kind: MacroKind::Derive,
+        helper_attributes,
+    })
 }
 
 #[cfg(test)]
@@ -171,7 +195,11 @@ fn helper() {}
     #[test]
     fn records_declarations_and_keeps_positions() {
         let rewritten = rewrite_root(ROOT).unwrap();
-        let decls: Vec<_> = rewritten.macros.iter().map(|m| (m.decl.name.as_str(), m.decl.kind, m.function.as_str())).collect();
+        let decls: Vec<_> = rewritten
+            .macros
+            .iter()
+            .map(|m| (m.decl.name.as_str(), m.decl.kind, m.function.as_str()))
+            .collect();
         assert_eq!(
             decls,
             [
@@ -193,12 +221,18 @@ fn helper() {}
 
     #[test]
     fn a_root_without_macros_is_an_error() {
-        assert!(matches!(rewrite_root("fn main() {}"), Err(RewriteError::NoMacros)));
+        assert!(matches!(
+            rewrite_root("fn main() {}"),
+            Err(RewriteError::NoMacros)
+        ));
     }
 
     #[test]
     fn malformed_derives_are_errors() {
         let err = rewrite_root("#[proc_macro_derive(attributes(x))] pub fn f(){}").unwrap_err();
-        assert!(err.to_string().contains("expected the derive's name first"), "{err}");
+        assert!(
+            err.to_string().contains("expected the derive's name first"),
+            "{err}"
+        );
     }
 }

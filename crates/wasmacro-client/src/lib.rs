@@ -55,7 +55,12 @@ impl SpanTable {
         static GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         // Generation 0 is never used, so small made-up integers are invalid.
         let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 255 + 1;
-        SpanTable { generation, spans: Vec::new(), groups: Vec::new(), input: Vec::new() }
+        SpanTable {
+            generation,
+            spans: Vec::new(),
+            groups: Vec::new(),
+            input: Vec::new(),
+        }
     }
 
     /// Records a span and returns its handle. A table holds at most 2^24
@@ -82,7 +87,9 @@ impl SpanTable {
 
     /// The original group whose subtree is exactly `subtree`, if any.
     fn original_group(&self, subtree: &[protocol::Token]) -> Option<Group> {
-        let protocol::Token::Group { span, .. } = subtree.first()? else { return None };
+        let protocol::Token::Group { span, .. } = subtree.first()? else {
+            return None;
+        };
         let (group, range) = self.groups.get(self.index(*span)?)?.as_ref()?;
         (self.input.get(range.clone())? == subtree).then(|| group.clone())
     }
@@ -107,7 +114,10 @@ impl Invocation<'_> {
             MacroKind::Attribute => "attribute macro",
             MacroKind::Function => "function-like macro",
         };
-        format!("{kind} `{}` of `{}` (wasm)", self.macro_name, self.crate_name)
+        format!(
+            "{kind} `{}` of `{}` (wasm)",
+            self.macro_name, self.crate_name
+        )
     }
 }
 
@@ -115,7 +125,11 @@ impl Invocation<'_> {
 /// panic is re-raised as a panic with the same message, so rustc reports it
 /// exactly as it would for the native macro; anything else becomes a
 /// `compile_error!` naming the macro.
-pub fn expand(invocation: Invocation<'_>, args: Option<TokenStream>, input: TokenStream) -> TokenStream {
+pub fn expand(
+    invocation: Invocation<'_>,
+    args: Option<TokenStream>,
+    input: TokenStream,
+) -> TokenStream {
     // A failed attribute macro keeps its item, so the error is not buried
     // under "cannot find …" errors for everything the item defined.
     let item = (invocation.kind == MacroKind::Attribute).then(|| input.clone());
@@ -126,8 +140,10 @@ pub fn expand(invocation: Invocation<'_>, args: Option<TokenStream>, input: Toke
             None => std::panic::resume_unwind(Box::new(())),
         },
         Err(Failure::Error(reason)) => {
-            let mut tokens =
-                compile_error(&format!("wasmacro could not run the {}: {reason}", invocation.describe()));
+            let mut tokens = compile_error(&format!(
+                "wasmacro could not run the {}: {reason}",
+                invocation.describe()
+            ));
             tokens.extend(item);
             tokens
         }
@@ -139,7 +155,11 @@ enum Failure {
     Error(String),
 }
 
-fn run(invocation: &Invocation<'_>, args: Option<TokenStream>, input: TokenStream) -> Result<TokenStream, Failure> {
+fn run(
+    invocation: &Invocation<'_>,
+    args: Option<TokenStream>,
+    input: TokenStream,
+) -> Result<TokenStream, Failure> {
     let mut table = SpanTable::new();
     let call_site = table.insert(Span::call_site());
     let mixed_site = table.insert(Span::mixed_site());
@@ -155,7 +175,9 @@ fn run(invocation: &Invocation<'_>, args: Option<TokenStream>, input: TokenStrea
     // start is remembered, so each later expansion reports the same reason
     // instead of trying again.
     static CONNECTION: Mutex<Option<Result<Connection, String>>> = Mutex::new(None);
-    let mut slot = CONNECTION.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut slot = CONNECTION
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let connection = match slot.get_or_insert_with(|| Connection::start(invocation)) {
         Ok(connection) => connection,
         Err(reason) => return Err(Failure::Error(reason.clone())),
@@ -209,7 +231,9 @@ impl Connection {
         match connection.receive()? {
             ServerMessage::Ready(_) => Ok(connection),
             ServerMessage::Fatal(text) => Err(text),
-            other => Err(format!("the wasmacro server answered the handshake with {other:?}")),
+            other => Err(format!(
+                "the wasmacro server answered the handshake with {other:?}"
+            )),
         }
     }
 
@@ -229,17 +253,27 @@ impl Connection {
     fn lost(&mut self, why: String) -> String {
         self.alive = false;
         let _ = self.child.kill();
-        let status = self.child.wait().map(|s| format!(" ({s})")).unwrap_or_default();
+        let status = self
+            .child
+            .wait()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
         format!("lost the connection to the wasmacro server{status}: {why}")
     }
 
-    fn expand(&mut self, request: ExpandRequest, table: &mut SpanTable) -> Result<Vec<protocol::Token>, Failure> {
-        self.send(&ShimMessage::Expand(request)).map_err(Failure::Error)?;
+    fn expand(
+        &mut self,
+        request: ExpandRequest,
+        table: &mut SpanTable,
+    ) -> Result<Vec<protocol::Token>, Failure> {
+        self.send(&ShimMessage::Expand(request))
+            .map_err(Failure::Error)?;
         loop {
             match self.receive().map_err(Failure::Error)? {
                 ServerMessage::SpanQuery(query) => {
                     let answer = answer(query, table);
-                    self.send(&ShimMessage::SpanAnswer(answer)).map_err(Failure::Error)?;
+                    self.send(&ShimMessage::SpanAnswer(answer))
+                        .map_err(Failure::Error)?;
                 }
                 ServerMessage::Expanded { result, output } => {
                     // What the guest printed goes where a native macro's output
@@ -253,7 +287,9 @@ impl Connection {
                     });
                 }
                 other => {
-                    return Err(Failure::Error(self.lost(format!("unexpected message {other:?}"))));
+                    return Err(Failure::Error(
+                        self.lost(format!("unexpected message {other:?}")),
+                    ));
                 }
             }
         }
@@ -281,7 +317,9 @@ fn answer(query: SpanQuery, table: &mut SpanTable) -> SpanAnswer {
             SpanQuery::Column(h) => SpanAnswer::Number(clamp(span(table, h)?.column())),
             SpanQuery::File(h) => SpanAnswer::Text(span(table, h)?.file()),
             SpanQuery::LocalFile(h) => SpanAnswer::MaybeText(
-                span(table, h)?.local_file().map(|p| p.to_string_lossy().into_owned()),
+                span(table, h)?
+                    .local_file()
+                    .map(|p| p.to_string_lossy().into_owned()),
             ),
             SpanQuery::ResolvedAt(h, other) => {
                 let resolved = span(table, h)?.resolved_at(span(table, other)?);
@@ -305,7 +343,9 @@ pub fn flatten(stream: TokenStream, table: &mut SpanTable) -> Vec<protocol::Toke
     flatten_into(stream, table, &mut tokens, &mut groups);
     let base = table.input.len();
     for (handle, group, range) in groups {
-        let Some(slot) = table.index(handle) else { continue };
+        let Some(slot) = table.index(handle) else {
+            continue;
+        };
         if table.groups.len() <= slot {
             table.groups.resize(slot + 1, None);
         }
@@ -353,7 +393,11 @@ fn flatten_into(
                     Some(name) => (name.to_string(), true),
                     None => (text, false),
                 };
-                tokens.push(protocol::Token::Ident { name, is_raw, span: table.insert(ident.span()) });
+                tokens.push(protocol::Token::Ident {
+                    name,
+                    is_raw,
+                    span: table.insert(ident.span()),
+                });
             }
             TokenTree::Punct(punct) => tokens.push(protocol::Token::Punct {
                 ch: punct.as_char(),
@@ -398,7 +442,13 @@ fn unflatten_range(
         let token = &tokens[*position];
         *position += 1;
         let tree = match token {
-            protocol::Token::Group { delimiter, span: whole, open: _, close: _, len } => {
+            protocol::Token::Group {
+                delimiter,
+                span: whole,
+                open: _,
+                close: _,
+                len,
+            } => {
                 let inner_end = position
                     .checked_add(*len as usize)
                     .filter(|&e| e <= end)
@@ -422,18 +472,35 @@ fn unflatten_range(
                 group.set_span(span(*whole)?);
                 TokenTree::Group(group)
             }
-            protocol::Token::Ident { name, is_raw, span: handle } => {
+            protocol::Token::Ident {
+                name,
+                is_raw,
+                span: handle,
+            } => {
                 let span = span(*handle)?;
                 let made = catch_unwind(AssertUnwindSafe(|| {
-                    if *is_raw { Ident::new_raw(name, span) } else { Ident::new(name, span) }
+                    if *is_raw {
+                        Ident::new_raw(name, span)
+                    } else {
+                        Ident::new(name, span)
+                    }
                 }));
                 TokenTree::Ident(made.map_err(|_| format!("an invalid identifier `{name}`"))?)
             }
-            protocol::Token::Punct { ch, joint, span: handle } => {
+            protocol::Token::Punct {
+                ch,
+                joint,
+                span: handle,
+            } => {
                 let span = span(*handle)?;
-                let spacing = if *joint { Spacing::Joint } else { Spacing::Alone };
+                let spacing = if *joint {
+                    Spacing::Joint
+                } else {
+                    Spacing::Alone
+                };
                 let made = catch_unwind(AssertUnwindSafe(|| Punct::new(*ch, spacing)));
-                let mut punct = made.map_err(|_| format!("an invalid punctuation character {ch:?}"))?;
+                let mut punct =
+                    made.map_err(|_| format!("an invalid punctuation character {ch:?}"))?;
                 punct.set_span(span);
                 TokenTree::Punct(punct)
             }

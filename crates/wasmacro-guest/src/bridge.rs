@@ -117,7 +117,11 @@ pub mod __private {
         /// Starts an expansion.
         pub fn enter(host: Rc<dyn Host>, call_site: u32, mixed_site: u32) -> ExpansionScope {
             CURRENT.with(|current| {
-                *current.borrow_mut() = Some(Expansion { host, call_site, mixed_site });
+                *current.borrow_mut() = Some(Expansion {
+                    host,
+                    call_site,
+                    mixed_site,
+                });
             });
             ExpansionScope(())
         }
@@ -134,9 +138,19 @@ pub mod __private {
     #[allow(missing_docs)]
     pub enum FlatToken<'a> {
         /// A group; the next `len` tokens (whole subtree) are its contents.
-        Group { delimiter: Delimiter, span: u32, open: u32, close: u32, len: u32 },
+        Group {
+            delimiter: Delimiter,
+            span: u32,
+            open: u32,
+            close: u32,
+            len: u32,
+        },
         /// An identifier, without `r#`.
-        Ident { name: &'a str, is_raw: bool, span: u32 },
+        Ident {
+            name: &'a str,
+            is_raw: bool,
+            span: u32,
+        },
         /// A punctuation character.
         Punct { ch: char, joint: bool, span: u32 },
         /// A literal as written in source.
@@ -161,7 +175,13 @@ pub mod __private {
             let token = &tokens[*position];
             *position += 1;
             let tree = match *token {
-                FlatToken::Group { delimiter, span, open, close, len } => {
+                FlatToken::Group {
+                    delimiter,
+                    span,
+                    open,
+                    close,
+                    len,
+                } => {
                     let inner_end = position
                         .checked_add(len as usize)
                         .filter(|&inner_end| inner_end <= end)
@@ -186,7 +206,11 @@ pub mod __private {
                     if !crate::LEGAL_PUNCT_CHARS.contains(&ch) {
                         return Err(LexError::new(format!("unsupported character `{ch:?}`")));
                     }
-                    let spacing = if joint { Spacing::Joint } else { Spacing::Alone };
+                    let spacing = if joint {
+                        Spacing::Joint
+                    } else {
+                        Spacing::Alone
+                    };
                     TokenTree::Punct(Punct::with_span(ch, spacing, Span::from_handle(span)))
                 }
                 FlatToken::Literal { text, span } => {
@@ -225,7 +249,10 @@ pub mod __private {
                 }),
                 TokenTree::Literal(literal) => {
                     let text = literal.to_string();
-                    emit(FlatToken::Literal { text: &text, span: literal.span().handle() })
+                    emit(FlatToken::Literal {
+                        text: &text,
+                        span: literal.span().handle(),
+                    })
                 }
             }
         }

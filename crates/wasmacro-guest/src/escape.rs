@@ -12,14 +12,26 @@ pub(crate) struct EscapeOptions {
     escape_nonascii: bool,
 }
 
-pub(crate) const STRING: EscapeOptions =
-    EscapeOptions { escape_single_quote: false, escape_double_quote: true, escape_nonascii: false };
-pub(crate) const CHAR: EscapeOptions =
-    EscapeOptions { escape_single_quote: true, escape_double_quote: false, escape_nonascii: false };
-pub(crate) const BYTE_CHAR: EscapeOptions =
-    EscapeOptions { escape_single_quote: true, escape_double_quote: false, escape_nonascii: true };
-pub(crate) const BYTE_STRING: EscapeOptions =
-    EscapeOptions { escape_single_quote: false, escape_double_quote: true, escape_nonascii: true };
+pub(crate) const STRING: EscapeOptions = EscapeOptions {
+    escape_single_quote: false,
+    escape_double_quote: true,
+    escape_nonascii: false,
+};
+pub(crate) const CHAR: EscapeOptions = EscapeOptions {
+    escape_single_quote: true,
+    escape_double_quote: false,
+    escape_nonascii: false,
+};
+pub(crate) const BYTE_CHAR: EscapeOptions = EscapeOptions {
+    escape_single_quote: true,
+    escape_double_quote: false,
+    escape_nonascii: true,
+};
+pub(crate) const BYTE_STRING: EscapeOptions = EscapeOptions {
+    escape_single_quote: false,
+    escape_double_quote: true,
+    escape_nonascii: true,
+};
 
 pub(crate) fn escape_bytes(bytes: &[u8], opt: EscapeOptions) -> String {
     let mut repr = String::new();

@@ -57,8 +57,17 @@ pub(crate) fn literal(src: &str, span: Span) -> Result<Literal, LexError> {
     let first = lexer.next_token()?.ok_or_else(not_a_literal)?;
     let (first_start, first_end) = (first.start, first.end);
     let minus = matches!(first.kind, TokenKind::Punct('-'));
-    let token = if minus { lexer.next_token()?.ok_or_else(not_a_literal)? } else { first };
-    let TokenKind::Literal { kind, symbol, suffix } = token.kind else {
+    let token = if minus {
+        lexer.next_token()?.ok_or_else(not_a_literal)?
+    } else {
+        first
+    };
+    let TokenKind::Literal {
+        kind,
+        symbol,
+        suffix,
+    } = token.kind
+    else {
         return Err(not_a_literal());
     };
     // Positions are in the normalized text but rustc compares them with the
@@ -90,7 +99,9 @@ pub(crate) fn validate_ident(string: &str, is_raw: bool) -> Result<(), String> {
     // only macro expansion could otherwise produce); others go to the server.
     let is_ascii_ident = |s: &str| {
         let mut bytes = s.bytes();
-        bytes.next().is_some_and(|b| b == b'_' || b.is_ascii_alphabetic())
+        bytes
+            .next()
+            .is_some_and(|b| b == b'_' || b.is_ascii_alphabetic())
             && bytes.all(|b| b == b'_' || b.is_ascii_alphanumeric())
     };
     if is_ascii_ident(string) || string == "$crate" {
@@ -174,7 +185,11 @@ fn is_punct_char(ch: char) -> bool {
 /// What rustc does to every source text it loads (`normalize_src`).
 fn normalize_source(src: &str) -> Cow<'_, str> {
     let src = src.strip_prefix('\u{feff}').unwrap_or(src);
-    if src.contains("\r\n") { Cow::Owned(src.replace("\r\n", "\n")) } else { Cow::Borrowed(src) }
+    if src.contains("\r\n") {
+        Cow::Owned(src.replace("\r\n", "\n"))
+    } else {
+        Cow::Borrowed(src)
+    }
 }
 
 /// `rustc_lexer::strip_shebang`: a first line starting with `#!` is dropped,
@@ -212,7 +227,10 @@ struct Frame {
 /// explicit stack so deep nesting cannot overflow the call stack.
 fn token_trees(text: &str, span: Span) -> Result<TokenStream, LexError> {
     let mut lexer = Lexer::new(text);
-    let mut stack = vec![Frame { delimiter: None, trees: Vec::new() }];
+    let mut stack = vec![Frame {
+        delimiter: None,
+        trees: Vec::new(),
+    }];
     // The first closing delimiter that did not match its group. rustc keeps
     // going after one (closing the group anyway) and reports it at the end.
     let mut mismatch: Option<Delimiter> = None;
@@ -221,7 +239,10 @@ fn token_trees(text: &str, span: Span) -> Result<TokenStream, LexError> {
     while let Some(token) = next.take() {
         match token.kind {
             TokenKind::Open(delimiter) => {
-                stack.push(Frame { delimiter: Some(delimiter), trees: Vec::new() });
+                stack.push(Frame {
+                    delimiter: Some(delimiter),
+                    trees: Vec::new(),
+                });
                 next = lexer.next_token()?;
             }
             TokenKind::Close(delimiter) => {
@@ -247,7 +268,11 @@ fn token_trees(text: &str, span: Span) -> Result<TokenStream, LexError> {
                     // left to close that group (`{ ( }`); otherwise it is
                     // dropped (`( ]`).
                     let closes_outer = stack.iter().any(|frame| frame.delimiter == Some(delimiter));
-                    next = if closes_outer { Some(token) } else { lexer.next_token()? };
+                    next = if closes_outer {
+                        Some(token)
+                    } else {
+                        lexer.next_token()?
+                    };
                 }
             }
             TokenKind::Punct(ch) => {
@@ -255,20 +280,40 @@ fn token_trees(text: &str, span: Span) -> Result<TokenStream, LexError> {
                 let joint = next
                     .as_ref()
                     .is_some_and(|n| !n.after_trivia && matches!(n.kind, TokenKind::Punct(_)));
-                let spacing = if joint { Spacing::Joint } else { Spacing::Alone };
-                push(&mut stack, TokenTree::Punct(Punct::with_span(ch, spacing, span)));
+                let spacing = if joint {
+                    Spacing::Joint
+                } else {
+                    Spacing::Alone
+                };
+                push(
+                    &mut stack,
+                    TokenTree::Punct(Punct::with_span(ch, spacing, span)),
+                );
             }
             TokenKind::Ident { name, is_raw } => {
-                push(&mut stack, TokenTree::Ident(Ident::new_unchecked(&name, is_raw, span)));
+                push(
+                    &mut stack,
+                    TokenTree::Ident(Ident::new_unchecked(&name, is_raw, span)),
+                );
                 next = lexer.next_token()?;
             }
             TokenKind::Lifetime { name, is_raw } => {
                 // rustc splits a lifetime into a joint `'` and an identifier.
-                push(&mut stack, TokenTree::Punct(Punct::with_span('\'', Spacing::Joint, span)));
-                push(&mut stack, TokenTree::Ident(Ident::new_unchecked(&name, is_raw, span)));
+                push(
+                    &mut stack,
+                    TokenTree::Punct(Punct::with_span('\'', Spacing::Joint, span)),
+                );
+                push(
+                    &mut stack,
+                    TokenTree::Ident(Ident::new_unchecked(&name, is_raw, span)),
+                );
                 next = lexer.next_token()?;
             }
-            TokenKind::Literal { kind, symbol, suffix } => {
+            TokenKind::Literal {
+                kind,
+                symbol,
+                suffix,
+            } => {
                 let literal = Literal::from_parts(kind, symbol, suffix, span);
                 push(&mut stack, TokenTree::Literal(literal));
                 next = lexer.next_token()?;
@@ -309,9 +354,15 @@ fn push_doc_comment(stack: &mut [Frame], inner: bool, text: &str, span: Span) {
     for ch in text.chars() {
         escaped.extend(ch.escape_debug());
     }
-    push(stack, TokenTree::Punct(Punct::with_span('#', Spacing::Alone, span)));
+    push(
+        stack,
+        TokenTree::Punct(Punct::with_span('#', Spacing::Alone, span)),
+    );
     if inner {
-        push(stack, TokenTree::Punct(Punct::with_span('!', Spacing::Alone, span)));
+        push(
+            stack,
+            TokenTree::Punct(Punct::with_span('!', Spacing::Alone, span)),
+        );
     }
     let stream = TokenStream::from_trees(vec![
         TokenTree::Ident(Ident::new_unchecked("doc", false, span)),
@@ -417,7 +468,11 @@ fn error<T>(message: impl Into<String>) -> Result<T, LexError> {
 /// rustc's `escaped_char` for messages: printable ASCII as is, the rest
 /// escaped.
 fn escaped_char(ch: char) -> String {
-    if (' '..='~').contains(&ch) { ch.to_string() } else { ch.escape_default().to_string() }
+    if (' '..='~').contains(&ch) {
+        ch.to_string()
+    } else {
+        ch.escape_default().to_string()
+    }
 }
 
 struct Lexer<'a> {
@@ -550,7 +605,12 @@ impl<'a> Lexer<'a> {
                     self.token(start, ch)?
                 }
             };
-            return Ok(Some(Token { kind, start, end: self.pos, after_trivia }));
+            return Ok(Some(Token {
+                kind,
+                start,
+                end: self.pos,
+                after_trivia,
+            }));
         }
     }
 
@@ -564,7 +624,11 @@ impl<'a> Lexer<'a> {
             self.src.get(start + 3..self.pos)
         } else {
             if !self.block_comment_body() {
-                let what = if doc_style.is_some() { "block doc-comment" } else { "block comment" };
+                let what = if doc_style.is_some() {
+                    "block doc-comment"
+                } else {
+                    "block comment"
+                };
                 return error(format!("unterminated {what}"));
             }
             self.src.get(start + 3..self.pos - 2)
@@ -575,7 +639,11 @@ impl<'a> Lexer<'a> {
         // A doc comment is at least `///` or `/**x*/`, so the range exists.
         let text = text.unwrap_or_default();
         if text.contains('\r') {
-            let what = if line { "doc-comment" } else { "block doc-comment" };
+            let what = if line {
+                "doc-comment"
+            } else {
+                "block doc-comment"
+            };
             return error(format!("bare CR not allowed in {what}"));
         }
         Ok(Some(TokenKind::DocComment { inner, text }))
@@ -648,14 +716,19 @@ impl<'a> Lexer<'a> {
         if matches!(self.first(), Some('#' | '"' | '\'')) {
             return error(format!("prefix `{}` is unknown", nfc(text)));
         }
-        Ok(TokenKind::Ident { name: nfc(text), is_raw: false })
+        Ok(TokenKind::Ident {
+            name: nfc(text),
+            is_raw: false,
+        })
     }
 
     /// After `'` at `start`: a lifetime or a character literal, decided as
     /// `rustc_lexer` does.
     fn lifetime_or_char(&mut self, start: usize) -> Result<TokenKind<'a>, LexError> {
         let can_be_lifetime = self.second() != Some('\'')
-            && self.first().is_some_and(|ch| is_id_start(ch) || ch.is_ascii_digit());
+            && self
+                .first()
+                .is_some_and(|ch| is_id_start(ch) || ch.is_ascii_digit());
         if !can_be_lifetime {
             return self.single_quoted(start, Mode::Char);
         }
@@ -687,13 +760,15 @@ impl<'a> Lexer<'a> {
                 self.bump();
                 self.finish_quoted(start, 1, self.pos - 1, Mode::Char)
             }
-            Some('#') if !starts_with_number => {
-                error(format!("prefix `{}` is unknown", nfc(&self.src[start..self.pos])))
-            }
+            Some('#') if !starts_with_number => error(format!(
+                "prefix `{}` is unknown",
+                nfc(&self.src[start..self.pos])
+            )),
             _ if starts_with_number => error("lifetimes cannot start with a number"),
-            _ => {
-                Ok(TokenKind::Lifetime { name: nfc(&self.src[start + 1..self.pos]), is_raw: false })
-            }
+            _ => Ok(TokenKind::Lifetime {
+                name: nfc(&self.src[start + 1..self.pos]),
+                is_raw: false,
+            }),
         }
     }
 
@@ -727,7 +802,11 @@ impl<'a> Lexer<'a> {
             }
         };
         if !terminated {
-            let what = if mode == Mode::Byte { "byte constant" } else { "character literal" };
+            let what = if mode == Mode::Byte {
+                "byte constant"
+            } else {
+                "character literal"
+            };
             return error(format!("unterminated {what}"));
         }
         self.finish_quoted(start, content_start - start, self.pos - 1, mode)
@@ -779,7 +858,12 @@ impl<'a> Lexer<'a> {
             let content_end = self.pos;
             self.bump();
             // Extra `#`s after the closing ones are separate tokens.
-            let closing = self.rest().bytes().take(n_hashes).take_while(|&b| b == b'#').count();
+            let closing = self
+                .rest()
+                .bytes()
+                .take(n_hashes)
+                .take_while(|&b| b == b'#')
+                .count();
             self.pos += closing;
             if closing == n_hashes {
                 break content_end;
@@ -799,7 +883,11 @@ impl<'a> Lexer<'a> {
         let suffix = self.suffix();
         check_quoted(symbol, mode)?;
         check_suffix(suffix)?;
-        Ok(TokenKind::Literal { kind, symbol, suffix })
+        Ok(TokenKind::Literal {
+            kind,
+            symbol,
+            suffix,
+        })
     }
 
     /// The end of a quoted literal starting at `start`, whose contents start
@@ -823,7 +911,11 @@ impl<'a> Lexer<'a> {
             Mode::CStr => LitKind::CStr,
             _ => LitKind::Str,
         };
-        Ok(TokenKind::Literal { kind, symbol, suffix })
+        Ok(TokenKind::Literal {
+            kind,
+            symbol,
+            suffix,
+        })
     }
 
     /// A literal suffix: any identifier right after the literal.
@@ -848,8 +940,11 @@ impl<'a> Lexer<'a> {
                         'o' => 8,
                         _ => 16,
                     };
-                    let has_digits =
-                        if base == 16 { self.eat_hex_digits() } else { self.eat_decimal_digits() };
+                    let has_digits = if base == 16 {
+                        self.eat_hex_digits()
+                    } else {
+                        self.eat_decimal_digits()
+                    };
                     // `0x` without digits: no fraction or exponent is looked for.
                     empty_int = !has_digits;
                     only_digits = empty_int;
@@ -907,13 +1002,24 @@ impl<'a> Lexer<'a> {
         } else if base == 2 || base == 8 {
             // The digits were eaten as decimal ones.
             let digits = symbol.get(2..).unwrap_or_default();
-            if digits.chars().any(|ch| ch != '_' && ch.to_digit(base).is_none()) {
+            if digits
+                .chars()
+                .any(|ch| ch != '_' && ch.to_digit(base).is_none())
+            {
                 return error(format!("invalid digit for a base {base} literal"));
             }
         }
         check_suffix(suffix)?;
-        let kind = if float { LitKind::Float } else { LitKind::Integer };
-        Ok(TokenKind::Literal { kind, symbol, suffix })
+        let kind = if float {
+            LitKind::Float
+        } else {
+            LitKind::Integer
+        };
+        Ok(TokenKind::Literal {
+            kind,
+            symbol,
+            suffix,
+        })
     }
 
     /// Eats `[0-9_]*`; whether there was a digit.
@@ -979,7 +1085,11 @@ fn check_quoted(content: &str, mode: Mode) -> Result<(), LexError> {
                     scan_escape(&mut chars, mode)?;
                 }
                 '\n' | '\t' | '\'' => {
-                    let what = if mode == Mode::Byte { "byte" } else { "character" };
+                    let what = if mode == Mode::Byte {
+                        "byte"
+                    } else {
+                        "character"
+                    };
                     return error(format!(
                         "{what} constant must be escaped: `{}`",
                         escaped_char(first)
@@ -1161,7 +1271,11 @@ mod tests {
                 TokenTree::Punct(p) => out.push(format!(
                     "{}{}",
                     p.as_char(),
-                    if p.spacing() == Spacing::Joint { "j" } else { "" }
+                    if p.spacing() == Spacing::Joint {
+                        "j"
+                    } else {
+                        ""
+                    }
                 )),
                 TokenTree::Literal(l) => out.push(l.to_string()),
             }
@@ -1192,22 +1306,35 @@ mod tests {
         assert_eq!(render("1.e3"), "1 . e3");
         assert_eq!(render("1.0.0"), "1.0 . 0");
         assert_eq!(render("x.0.1"), "x . 0.1");
-        assert_eq!(render("0xffu32 1_e3 1e_3 0b1f32 1__"), "0xffu32 1_e3 1e_3 0b1f32 1__");
+        assert_eq!(
+            render("0xffu32 1_e3 1e_3 0b1f32 1__"),
+            "0xffu32 1_e3 1e_3 0b1f32 1__"
+        );
         assert_eq!(render("0x"), "ERR no valid digits found for number");
         assert_eq!(render("0b102"), "ERR invalid digit for a base 2 literal");
-        assert_eq!(render("0x1.0"), "ERR hexadecimal float literal is not supported");
+        assert_eq!(
+            render("0x1.0"),
+            "ERR hexadecimal float literal is not supported"
+        );
         assert_eq!(render("0b1e3"), "ERR binary float literal is not supported");
         assert_eq!(render("1e"), "ERR expected at least one digit in exponent");
         assert_eq!(render("1e_"), "ERR expected at least one digit in exponent");
         assert_eq!(render("1_"), "1_");
-        assert_eq!(render("\"a\"_"), "ERR underscore literal suffix is not allowed");
+        assert_eq!(
+            render("\"a\"_"),
+            "ERR underscore literal suffix is not allowed"
+        );
     }
 
     #[test]
     fn literal_parts() {
         let lit = |src: &str| {
             let l = literal(src, Span::call_site()).map_err(|e| e.to_string())?;
-            Ok::<_, String>((l.kind, l.symbol.to_string(), l.suffix.as_deref().map(String::from)))
+            Ok::<_, String>((
+                l.kind,
+                l.symbol.to_string(),
+                l.suffix.as_deref().map(String::from),
+            ))
         };
         let parts = |kind, symbol: &str, suffix: Option<&str>| {
             Ok((kind, symbol.to_string(), suffix.map(String::from)))
@@ -1218,14 +1345,29 @@ mod tests {
         assert_eq!(lit("-1"), parts(LitKind::Integer, "-1", None));
         assert_eq!(lit("r#\"a\"#"), parts(LitKind::StrRaw(1), "a", None));
         assert_eq!(lit("br\"a\""), parts(LitKind::ByteStrRaw(0), "a", None));
-        assert_eq!(lit("cr##\"a\"##x"), parts(LitKind::CStrRaw(2), "a", Some("x")));
+        assert_eq!(
+            lit("cr##\"a\"##x"),
+            parts(LitKind::CStrRaw(2), "a", Some("x"))
+        );
         assert_eq!(lit("b'x'"), parts(LitKind::Byte, "x", None));
         assert_eq!(lit("'\\n'x"), parts(LitKind::Char, "\\n", Some("x")));
-        assert_eq!(lit("\"abc\"suffix"), parts(LitKind::Str, "abc", Some("suffix")));
+        assert_eq!(
+            lit("\"abc\"suffix"),
+            parts(LitKind::Str, "abc", Some("suffix"))
+        );
         assert_eq!(lit("- 1"), Err("comment or whitespace after minus".into()));
-        assert_eq!(lit(" 1"), Err("comment or whitespace around literal".into()));
-        assert_eq!(lit("\"a\r\nb\""), Err("comment or whitespace around literal".into()));
-        assert_eq!(lit("-\"a\""), Err("non-numeric literal may not be negated".into()));
+        assert_eq!(
+            lit(" 1"),
+            Err("comment or whitespace around literal".into())
+        );
+        assert_eq!(
+            lit("\"a\r\nb\""),
+            Err("comment or whitespace around literal".into())
+        );
+        assert_eq!(
+            lit("-\"a\""),
+            Err("non-numeric literal may not be negated".into())
+        );
         assert_eq!(lit("--1"), Err("not a literal".into()));
         assert_eq!(lit("true"), Err("not a literal".into()));
         assert_eq!(lit(""), Err("not a literal".into()));
@@ -1234,11 +1376,17 @@ mod tests {
 
     #[test]
     fn lifetimes_and_chars() {
-        assert_eq!(render("'a'x '\\n'x '\\u{1F600}' 'ab"), "'a'x '\\n'x '\\u{1F600}' 'j ab");
+        assert_eq!(
+            render("'a'x '\\n'x '\\u{1F600}' 'ab"),
+            "'a'x '\\n'x '\\u{1F600}' 'j ab"
+        );
         assert_eq!(render("'r#a 'static '_"), "'j r#a 'j static 'j _");
         assert_eq!(render("'''"), "ERR character constant must be escaped: `'`");
         assert_eq!(render("''"), "ERR empty character literal");
-        assert_eq!(render("'ab'"), "ERR character literal may only contain one codepoint");
+        assert_eq!(
+            render("'ab'"),
+            "ERR character literal may only contain one codepoint"
+        );
         assert_eq!(render("'1"), "ERR lifetimes cannot start with a number");
         assert_eq!(render("'a#b"), "ERR prefix `'a` is unknown");
         assert_eq!(render("'r#self"), "ERR `self` cannot be a raw lifetime");
@@ -1249,16 +1397,28 @@ mod tests {
     fn idents() {
         assert_eq!(render("r#fn r#a _ Ж 日本"), "r#fn r#a _ Ж 日本");
         // NFC: a decomposed é, and the Ångström sign, are normalized.
-        assert_eq!(render("e\u{301} \u{212b} 'e\u{301}"), "\u{e9} \u{c5} 'j \u{e9}");
+        assert_eq!(
+            render("e\u{301} \u{212b} 'e\u{301}"),
+            "\u{e9} \u{c5} 'j \u{e9}"
+        );
         assert_eq!(render("r#self"), "ERR `self` cannot be a raw identifier");
         assert_eq!(render("r#_"), "ERR `_` cannot be a raw identifier");
         assert_eq!(render("foo#bar"), "ERR prefix `foo` is unknown");
         assert_eq!(render("foo\"bar\""), "ERR prefix `foo` is unknown");
         assert_eq!(render("e\u{301}'x'"), "ERR prefix `\u{e9}` is unknown");
         assert_eq!(render("r#foo#bar"), "r#foo # bar");
-        assert_eq!(validate_ident("1x", false), Err("`\"1x\"` is not a valid identifier".into()));
-        assert_eq!(validate_ident("", true), Err("`\"\"` is not a valid identifier".into()));
-        assert_eq!(validate_ident("self", true), Err("`self` cannot be a raw identifier".into()));
+        assert_eq!(
+            validate_ident("1x", false),
+            Err("`\"1x\"` is not a valid identifier".into())
+        );
+        assert_eq!(
+            validate_ident("", true),
+            Err("`\"\"` is not a valid identifier".into())
+        );
+        assert_eq!(
+            validate_ident("self", true),
+            Err("`self` cannot be a raw identifier".into())
+        );
         assert_eq!(validate_ident("$crate", false), Ok(()));
         assert_eq!(validate_ident("e\u{301}", true), Ok(()));
         assert!(validate_ident("a\u{1F600}", false).is_err());
@@ -1323,8 +1483,14 @@ mod tests {
             render("c\"\\0\""),
             "ERR null characters in C string literals are not supported"
         );
-        assert_eq!(render("b\"é\""), "ERR non-ASCII character in byte string literal");
-        assert_eq!(render("\"\\u{D800}\""), "ERR invalid unicode character escape");
+        assert_eq!(
+            render("b\"é\""),
+            "ERR non-ASCII character in byte string literal"
+        );
+        assert_eq!(
+            render("\"\\u{D800}\""),
+            "ERR invalid unicode character escape"
+        );
         assert_eq!(
             render("r#"),
             "ERR found invalid character; only `#` is allowed in raw string delimitation: \\u{0}"

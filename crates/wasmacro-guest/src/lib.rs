@@ -58,7 +58,10 @@ pub struct LexError {
 
 impl LexError {
     pub(crate) fn new(message: impl Into<String>) -> LexError {
-        LexError { message: message.into(), _marker: PhantomData }
+        LexError {
+            message: message.into(),
+            _marker: PhantomData,
+        }
     }
 }
 
@@ -73,7 +76,9 @@ impl error::Error for LexError {}
 impl TokenStream {
     /// Returns an empty `TokenStream` containing no token trees.
     pub fn new() -> TokenStream {
-        TokenStream { trees: Rc::new(Vec::new()) }
+        TokenStream {
+            trees: Rc::new(Vec::new()),
+        }
     }
 
     /// Checks if this `TokenStream` is empty.
@@ -82,7 +87,9 @@ impl TokenStream {
     }
 
     pub(crate) fn from_trees(trees: Vec<TokenTree>) -> TokenStream {
-        TokenStream { trees: Rc::new(trees) }
+        TokenStream {
+            trees: Rc::new(trees),
+        }
     }
 
     pub(crate) fn trees(&self) -> &[TokenTree] {
@@ -233,7 +240,10 @@ pub struct Span {
 
 impl Span {
     pub(crate) const fn from_handle(handle: u32) -> Span {
-        Span { handle, _marker: PhantomData }
+        Span {
+            handle,
+            _marker: PhantomData,
+        }
     }
 
     pub(crate) fn handle(self) -> u32 {
@@ -417,7 +427,11 @@ pub(crate) struct DelimSpan {
 
 impl DelimSpan {
     pub(crate) fn from_single(span: Span) -> DelimSpan {
-        DelimSpan { entire: span, open: span, close: span }
+        DelimSpan {
+            entire: span,
+            open: span,
+            close: span,
+        }
     }
 }
 
@@ -441,11 +455,19 @@ impl Group {
     ///
     /// The span of the group is set to `Span::call_site()`.
     pub fn new(delimiter: Delimiter, stream: TokenStream) -> Group {
-        Group { delimiter, stream, span: DelimSpan::from_single(Span::call_site()) }
+        Group {
+            delimiter,
+            stream,
+            span: DelimSpan::from_single(Span::call_site()),
+        }
     }
 
     pub(crate) fn with_spans(delimiter: Delimiter, stream: TokenStream, span: DelimSpan) -> Group {
-        Group { delimiter, stream, span }
+        Group {
+            delimiter,
+            stream,
+            span,
+        }
     }
 
     /// Returns the delimiter of this `Group`.
@@ -524,8 +546,8 @@ pub enum Spacing {
 
 /// The characters rustc accepts in a `Punct`.
 pub(crate) const LEGAL_PUNCT_CHARS: &[char] = &[
-    '=', '<', '>', '!', '~', '+', '-', '*', '/', '%', '^', '&', '|', '@', '.', ',', ';', ':',
-    '#', '$', '?', '\'',
+    '=', '<', '>', '!', '~', '+', '-', '*', '/', '%', '^', '&', '|', '@', '.', ',', ';', ':', '#',
+    '$', '?', '\'',
 ];
 
 impl Punct {
@@ -538,7 +560,11 @@ impl Punct {
         if !LEGAL_PUNCT_CHARS.contains(&ch) {
             panic!("unsupported character `{:?}`", ch);
         }
-        Punct { ch, spacing, span: Span::call_site() }
+        Punct {
+            ch,
+            spacing,
+            span: Span::call_site(),
+        }
     }
 
     pub(crate) fn with_span(ch: char, spacing: Spacing, span: Span) -> Punct {
@@ -632,7 +658,11 @@ impl Ident {
     /// Builds an identifier from a validated name, stored in NFC as rustc
     /// stores every identifier.
     pub(crate) fn new_unchecked(string: &str, is_raw: bool, span: Span) -> Ident {
-        let sym = if string.is_ascii() { Rc::from(string) } else { Rc::from(&*unicode_ident::nfc(string)) };
+        let sym = if string.is_ascii() {
+            Rc::from(string)
+        } else {
+            Rc::from(&*unicode_ident::nfc(string))
+        };
         Ident { sym, is_raw, span }
     }
 
@@ -670,7 +700,10 @@ impl fmt::Display for Ident {
 
 impl fmt::Debug for Ident {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ident").field("ident", &self.to_string()).field("span", &self.span()).finish()
+        f.debug_struct("Ident")
+            .field("ident", &self.to_string())
+            .field("span", &self.span())
+            .finish()
     }
 }
 
@@ -741,7 +774,12 @@ impl Literal {
         suffix: Option<&str>,
         span: Span,
     ) -> Literal {
-        Literal { kind, symbol: Rc::from(symbol), suffix: suffix.map(Rc::from), span }
+        Literal {
+            kind,
+            symbol: Rc::from(symbol),
+            suffix: suffix.map(Rc::from),
+            span,
+        }
     }
 
     suffixed_int_literals! {

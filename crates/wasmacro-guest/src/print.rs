@@ -18,7 +18,10 @@ pub(crate) fn token_stream(stream: &TokenStream) -> String {
 /// next punct into one compound token (`..=`, `->`, `::`) when converting a
 /// macro's output, and its printing rules look at those compound tokens.
 enum PrintToken<'a> {
-    Op { text: String, spacing: Spacing },
+    Op {
+        text: String,
+        spacing: Spacing,
+    },
     /// `'` (joint) + ident: rustc's lifetime token, neither punct nor ident.
     Lifetime(String),
     Tree(&'a TokenTree),
@@ -65,9 +68,16 @@ fn glue(trees: &[TokenTree]) -> Vec<PrintToken<'_>> {
                     continue;
                 }
             }
-            tokens.push(PrintToken::Op { text: punct.as_char().to_string(), spacing: punct.spacing() });
+            tokens.push(PrintToken::Op {
+                text: punct.as_char().to_string(),
+                spacing: punct.spacing(),
+            });
         } else if let TokenTree::Ident(ident) = tree {
-            if let Some(PrintToken::Op { text, spacing: Spacing::Joint }) = tokens.last() {
+            if let Some(PrintToken::Op {
+                text,
+                spacing: Spacing::Joint,
+            }) = tokens.last()
+            {
                 if text == "'" {
                     tokens.pop();
                     tokens.push(PrintToken::Lifetime(format!("'{ident}")));

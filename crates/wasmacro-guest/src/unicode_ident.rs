@@ -27,9 +27,12 @@ pub(crate) fn is_xid_start(ch: char) -> bool {
     if ch.is_ascii() {
         return ASCII_START & (1 << ch as u128) != 0;
     }
-    let chunk = *TRIE_START.get(ch as usize / 8 / CHUNK).unwrap_or(&TRIE_START[ZERO_START]);
+    let chunk = *TRIE_START
+        .get(ch as usize / 8 / CHUNK)
+        .unwrap_or(&TRIE_START[ZERO_START]);
     let offset = LEAF_START + chunk as usize * CHUNK / 2 + ch as usize / 8 % CHUNK;
-    LEAF.get(offset).is_some_and(|bits| bits.wrapping_shr(ch as u32 % 8) & 1 != 0)
+    LEAF.get(offset)
+        .is_some_and(|bits| bits.wrapping_shr(ch as u32 % 8) & 1 != 0)
 }
 
 /// Whether `ch` has the Unicode property `XID_Continue`.
@@ -38,10 +41,12 @@ pub(crate) fn is_xid_continue(ch: char) -> bool {
     if ch.is_ascii() {
         return ASCII_CONTINUE & (1 << ch as u128) != 0;
     }
-    let chunk =
-        *TRIE_CONTINUE.get(ch as usize / 8 / CHUNK).unwrap_or(&TRIE_CONTINUE[ZERO_CONTINUE]);
+    let chunk = *TRIE_CONTINUE
+        .get(ch as usize / 8 / CHUNK)
+        .unwrap_or(&TRIE_CONTINUE[ZERO_CONTINUE]);
     let offset = LEAF_CONTINUE + chunk as usize * CHUNK / 2 + ch as usize / 8 % CHUNK;
-    LEAF.get(offset).is_some_and(|bits| bits.wrapping_shr(ch as u32 % 8) & 1 != 0)
+    LEAF.get(offset)
+        .is_some_and(|bits| bits.wrapping_shr(ch as u32 % 8) & 1 != 0)
 }
 
 /// `string` in Unicode Normalization Form C, borrowed when it already is.

@@ -27,7 +27,7 @@ static CASES: &[(&str, &str, &str)] = wasmacro_lexer_oracle::oracle_cases!("test
 static FILES: &[(&str, &str)] = wasmacro_lexer_oracle::oracle_files!();
 
 // The dump format, shared with the oracle.
-include!("dump.rs");
+include!("common/dump.rs");
 
 /// A readable report of the first difference between two dumps, or `None`.
 fn first_difference(expected: &str, actual: &str) -> Option<String> {
@@ -36,10 +36,14 @@ fn first_difference(expected: &str, actual: &str) -> Option<String> {
     }
     let expected: Vec<&str> = expected.lines().collect();
     let actual: Vec<&str> = actual.lines().collect();
-    let index = expected.iter().zip(&actual).position(|(e, a)| e != a).unwrap_or_else(|| {
-        // One is a prefix of the other.
-        expected.len().min(actual.len())
-    });
+    let index = expected
+        .iter()
+        .zip(&actual)
+        .position(|(e, a)| e != a)
+        .unwrap_or_else(|| {
+            // One is a prefix of the other.
+            expected.len().min(actual.len())
+        });
     let from = index.saturating_sub(8);
     let context = |lines: &[&str]| {
         let mut out = String::new();
@@ -73,7 +77,12 @@ fn registry_sources_lex_like_rustc() {
         }
     }
     println!("compared {} files, {tokens} tokens with rustc", FILES.len());
-    assert!(failures.is_empty(), "{} files differ; the first:\n{}", failures.len(), failures[0]);
+    assert!(
+        failures.is_empty(),
+        "{} files differ; the first:\n{}",
+        failures.len(),
+        failures[0]
+    );
     // The sources come from the cargo registry (`cargo fetch` puts them
     // there); without them this test must not pass by comparing nothing.
     assert!(
@@ -96,12 +105,16 @@ fn cases_lex_like_rustc() {
                 // Known difference (see the case file): only whether each
                 // constructor panics must agree.
                 let panics = |dump: &str| -> Vec<bool> {
-                    dump.lines().map(|line| line.contains(": panic: ")).collect()
+                    dump.lines()
+                        .map(|line| line.contains(": panic: "))
+                        .collect()
                 };
                 let actual = dump_ident(input);
                 compared += 1;
                 if panics(expected) != panics(&actual) {
-                    failures.push(format!("{kind}: {input:?}: rustc:\n{expected}guest:\n{actual}"));
+                    failures.push(format!(
+                        "{kind}: {input:?}: rustc:\n{expected}guest:\n{actual}"
+                    ));
                 } else if expected != actual {
                     println!(
                         "known difference, {kind}: {input:?}: rustc {expected:?}, guest {actual:?}"
@@ -117,8 +130,16 @@ fn cases_lex_like_rustc() {
         }
     }
     println!("compared {compared} cases with rustc");
-    assert!(failures.is_empty(), "{} cases differ:\n{}", failures.len(), failures.join("\n"));
-    assert!(compared >= 100, "only {compared} cases: is tests/lexer_cases.txt complete?");
+    assert!(
+        failures.is_empty(),
+        "{} cases differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        compared >= 100,
+        "only {compared} cases: is tests/lexer_cases.txt complete?"
+    );
 }
 
 /// The guest's error for a case rustc rejects at compile time.
@@ -131,7 +152,10 @@ fn guest_error(kind: &str, input: &str) -> Option<String> {
 
 #[test]
 fn cases_rustc_rejects_are_rejected() {
-    let rejected: Vec<_> = CASES.iter().filter(|(kind, ..)| kind.contains('!')).collect();
+    let rejected: Vec<_> = CASES
+        .iter()
+        .filter(|(kind, ..)| kind.contains('!'))
+        .collect();
     let mut failures = Vec::new();
     for &&(kind, input, _) in &rejected {
         if guest_error(kind, input).is_none() {
@@ -164,7 +188,11 @@ fn oracle_library() -> PathBuf {
 fn rustc() -> PathBuf {
     let cargo = Path::new(env!("CARGO"));
     let rustc = cargo.with_file_name(format!("rustc{}", std::env::consts::EXE_SUFFIX));
-    if rustc.exists() { rustc } else { PathBuf::from("rustc") }
+    if rustc.exists() {
+        rustc
+    } else {
+        PathBuf::from("rustc")
+    }
 }
 
 /// The first error rustc reports, without `error: ` / `error[E…]: `.
@@ -196,7 +224,14 @@ fn cases_rustc_rejects_fail_to_compile_with_the_same_error() {
         );
         std::fs::write(&file, source).expect("write a probe");
         let output = Command::new(rustc())
-            .args(["--edition", "2021", "--crate-type", "lib", "--emit", "metadata"])
+            .args([
+                "--edition",
+                "2021",
+                "--crate-type",
+                "lib",
+                "--emit",
+                "metadata",
+            ])
             .arg("--crate-name")
             .arg(format!("probe{number}"))
             .arg("--out-dir")
@@ -212,7 +247,9 @@ fn cases_rustc_rejects_fail_to_compile_with_the_same_error() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let guest = guest_error(kind, input);
         if output.status.success() {
-            failures.push(format!("{kind}: {input:?}: rustc accepts it (guest: {guest:?})"));
+            failures.push(format!(
+                "{kind}: {input:?}: rustc accepts it (guest: {guest:?})"
+            ));
             continue;
         }
         if kind.ends_with('~') {
@@ -226,5 +263,10 @@ fn cases_rustc_rejects_fail_to_compile_with_the_same_error() {
         }
     }
     println!("{checked} cases rustc rejects were compiled with rustc");
-    assert!(failures.is_empty(), "{} cases:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -28,7 +28,8 @@ impl ComponentHash {
     /// Accepts a hash written as 64 lowercase hex digits, nothing else (it is
     /// used as a file name).
     pub fn parse(text: &str) -> Option<ComponentHash> {
-        let valid = text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let valid =
+            text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         valid.then(|| ComponentHash(text.to_string()))
     }
 
@@ -58,7 +59,9 @@ impl CacheDir {
     /// remapped in components and handed to rustc).
     pub fn new(root: impl Into<PathBuf>) -> CacheDir {
         let root = root.into();
-        CacheDir { root: std::path::absolute(&root).unwrap_or(root) }
+        CacheDir {
+            root: std::path::absolute(&root).unwrap_or(root),
+        }
     }
 
     /// `$WASMACRO_CACHE_DIR`, else `$XDG_CACHE_HOME/wasmacro`, else
@@ -146,7 +149,8 @@ impl ComponentCache {
             let _ = fs::remove_file(&path);
             return Err(LoadError::Invalid {
                 what: path.display().to_string(),
-                reason: "its contents do not match its hash (corrupted cache entry, removed)".into(),
+                reason: "its contents do not match its hash (corrupted cache entry, removed)"
+                    .into(),
             });
         }
         Ok(bytes)
@@ -155,7 +159,10 @@ impl ComponentCache {
     /// The compiled component: from precompiled code if a valid entry exists,
     /// else compiled now and cached.
     pub fn load(&self, engine: &Engine, hash: &ComponentHash) -> Result<Component, LoadError> {
-        let path = self.dir.precompiled().join(format!("{hash}-{}.cwasm", self.engine_key));
+        let path = self
+            .dir
+            .precompiled()
+            .join(format!("{hash}-{}.cwasm", self.engine_key));
         if let Ok(entry) = fs::read(&path) {
             match verified_payload(&entry) {
                 Some(code) => {
@@ -164,17 +171,23 @@ impl ComponentCache {
                     // checksum matches, so it is the bytes wasmtime wrote.
                     match unsafe { Component::deserialize(engine, code) } {
                         Ok(component) => return Ok(component),
-                        Err(e) => tracing::warn!(path = %path.display(), "discarding precompiled entry: {e}"),
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), "discarding precompiled entry: {e}")
+                        }
                     }
                 }
-                None => tracing::warn!(path = %path.display(), "precompiled entry fails its checksum; rebuilding"),
+                None => {
+                    tracing::warn!(path = %path.display(), "precompiled entry fails its checksum; rebuilding")
+                }
             }
         }
         let bytes = self.component_bytes(hash)?;
-        let code = engine.precompile_component(&bytes).map_err(|e| LoadError::Invalid {
-            what: format!("component {hash}"),
-            reason: format!("{e:#}"),
-        })?;
+        let code = engine
+            .precompile_component(&bytes)
+            .map_err(|e| LoadError::Invalid {
+                what: format!("component {hash}"),
+                reason: format!("{e:#}"),
+            })?;
         let checksum = blake3::hash(&code);
         if let Err(e) = write_atomically(&path, &[PRECOMPILED_MAGIC, checksum.as_bytes(), &code]) {
             // A read-only cache still works, just without reuse.
@@ -197,7 +210,10 @@ fn verified_payload(entry: &[u8]) -> Option<&[u8]> {
 
 /// Writes `parts` to `path` through a temporary file and a rename.
 pub(crate) fn write_atomically(path: &Path, parts: &[&[u8]]) -> Result<(), LoadError> {
-    let io = |source| LoadError::Io { path: path.to_path_buf(), source };
+    let io = |source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io)?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The component is not in the cache and no bytes were given.
-    #[error("component {hash} is not in the wasmacro cache at {dir}; rebuild it with `wasmacro build`")]
+    #[error(
+        "component {hash} is not in the wasmacro cache at {dir}; rebuild it with `wasmacro build`"
+    )]
     NotCached {
         /// The hash asked for.
         hash: String,

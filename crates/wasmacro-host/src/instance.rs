@@ -88,11 +88,17 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        crate::wasi::virtualize_sleep(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        crate::wasi::virtualize_sleep(&mut linker)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         ProcMacroComponent::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let cache = ComponentCache::new(cache_dir, &engine);
-        Ok(Runtime { engine, linker, cache, config })
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            config,
+        })
     }
 
     /// The limits and policies in force.
@@ -134,17 +140,25 @@ impl Runtime {
             reason: format!("{e:#}"),
         })?;
         let ty = component.component_type();
-        let mut imports: Vec<String> =
-            ty.imports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        let mut imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         imports.sort();
         Ok(imports)
     }
 
     fn prepare(&self, component: Component, what: String) -> Result<LoadedComponent, LoadError> {
-        let invalid = |reason: String| LoadError::Invalid { what: what.clone(), reason };
-        let instance_pre =
-            self.linker.instantiate_pre(&component).map_err(|e| invalid(format!("{e:#}")))?;
-        let pre = ProcMacroComponentPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?;
+        let invalid = |reason: String| LoadError::Invalid {
+            what: what.clone(),
+            reason,
+        };
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| invalid(format!("{e:#}")))?;
+        let pre =
+            ProcMacroComponentPre::new(instance_pre).map_err(|e| invalid(format!("{e:#}")))?;
         let mut loaded = LoadedComponent {
             engine: self.engine.clone(),
             pre: Arc::new(pre),
@@ -152,7 +166,9 @@ impl Runtime {
             declarations: Vec::new(),
         };
         let mut instance = loaded.instantiate().map_err(|e| invalid(e.to_string()))?;
-        loaded.declarations = instance.declarations().map_err(|e| invalid(e.to_string()))?;
+        loaded.declarations = instance
+            .declarations()
+            .map_err(|e| invalid(e.to_string()))?;
         Ok(loaded)
     }
 }
@@ -195,10 +211,20 @@ impl LoadedComponent {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
-        store.set_fuel(self.config.fuel_per_expansion).map_err(trap_text)?;
-        let bindings =
-            self.pre.instantiate(&mut store).map_err(|e| ExpandError::Instantiate(format!("{e:#}")))?;
-        Ok(MacroInstance { store, bindings, output, output_read: 0, poisoned: false })
+        store
+            .set_fuel(self.config.fuel_per_expansion)
+            .map_err(trap_text)?;
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| ExpandError::Instantiate(format!("{e:#}")))?;
+        Ok(MacroInstance {
+            store,
+            bindings,
+            output,
+            output_read: 0,
+            poisoned: false,
+        })
     }
 }
 
@@ -257,16 +283,19 @@ impl MacroInstance {
         self.store.data_mut().panic = None;
         self.store.data_mut().oracle_error = None;
         let result = match self.store.set_fuel(fuel) {
-            Ok(()) => {
-                self.bindings.wasmacro_proc_macro_macros().call_expand(&mut self.store, &wit_request)
-            }
+            Ok(()) => self
+                .bindings
+                .wasmacro_proc_macro_macros()
+                .call_expand(&mut self.store, &wit_request),
             Err(e) => Err(e),
         };
         let state = self.store.data_mut();
         let oracle = state.oracle.take().expect("the oracle is only taken here");
         let result = match result {
             Ok(Ok(tokens)) => Ok(tokens_from_wit(tokens)),
-            Ok(Err(wit::ExpansionError::UnknownMacro(name))) => Err(ExpandError::UnknownMacro(name)),
+            Ok(Err(wit::ExpansionError::UnknownMacro(name))) => {
+                Err(ExpandError::UnknownMacro(name))
+            }
             Ok(Err(wit::ExpansionError::InvalidInput(why))) => Err(ExpandError::InvalidInput(why)),
             Err(error) => {
                 self.poisoned = true;
@@ -329,7 +358,10 @@ pub(crate) struct GuestState {
 
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -362,7 +394,9 @@ impl GuestState {
     fn number(&mut self, query: SpanQuery) -> wasmtime::Result<u32> {
         match self.ask(query)? {
             SpanAnswer::Number(n) => Ok(n),
-            other => Err(self.fail(format!("expected a number from the compiler, got {other:?}"))),
+            other => Err(self.fail(format!(
+                "expected a number from the compiler, got {other:?}"
+            ))),
         }
     }
 
@@ -421,7 +455,13 @@ fn tokens_to_wit(tokens: &[Token]) -> Vec<wit::Token> {
     tokens
         .iter()
         .map(|token| match token {
-            Token::Group { delimiter, span, open, close, len } => wit::Token::Group(wit::Group {
+            Token::Group {
+                delimiter,
+                span,
+                open,
+                close,
+                len,
+            } => wit::Token::Group(wit::Group {
                 delimiter: match delimiter {
                     Delimiter::Parenthesis => wit::Delimiter::Parenthesis,
                     Delimiter::Brace => wit::Delimiter::Brace,
@@ -433,17 +473,24 @@ fn tokens_to_wit(tokens: &[Token]) -> Vec<wit::Token> {
                 span_close: *close,
                 len: *len,
             }),
-            Token::Ident { name, is_raw, span } => {
-                wit::Token::Ident(wit::Ident { name: name.clone(), is_raw: *is_raw, span: *span })
-            }
-            Token::Punct { ch, joint, span } => wit::Token::Punct(wit::Punct {
-                ch: *ch,
-                spacing: if *joint { wit::Spacing::Joint } else { wit::Spacing::Alone },
+            Token::Ident { name, is_raw, span } => wit::Token::Ident(wit::Ident {
+                name: name.clone(),
+                is_raw: *is_raw,
                 span: *span,
             }),
-            Token::Literal { text, span } => {
-                wit::Token::Literal(wit::Literal { text: text.clone(), span: *span })
-            }
+            Token::Punct { ch, joint, span } => wit::Token::Punct(wit::Punct {
+                ch: *ch,
+                spacing: if *joint {
+                    wit::Spacing::Joint
+                } else {
+                    wit::Spacing::Alone
+                },
+                span: *span,
+            }),
+            Token::Literal { text, span } => wit::Token::Literal(wit::Literal {
+                text: text.clone(),
+                span: *span,
+            }),
         })
         .collect()
 }
@@ -464,11 +511,20 @@ fn tokens_from_wit(tokens: Vec<wit::Token>) -> Vec<Token> {
                 close: g.span_close,
                 len: g.len,
             },
-            wit::Token::Ident(i) => Token::Ident { name: i.name, is_raw: i.is_raw, span: i.span },
-            wit::Token::Punct(p) => {
-                Token::Punct { ch: p.ch, joint: p.spacing == wit::Spacing::Joint, span: p.span }
-            }
-            wit::Token::Literal(l) => Token::Literal { text: l.text, span: l.span },
+            wit::Token::Ident(i) => Token::Ident {
+                name: i.name,
+                is_raw: i.is_raw,
+                span: i.span,
+            },
+            wit::Token::Punct(p) => Token::Punct {
+                ch: p.ch,
+                joint: p.spacing == wit::Spacing::Joint,
+                span: p.span,
+            },
+            wit::Token::Literal(l) => Token::Literal {
+                text: l.text,
+                span: l.span,
+            },
         })
         .collect()
 }

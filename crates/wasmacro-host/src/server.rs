@@ -8,7 +8,9 @@
 
 use crate::cache::ComponentHash;
 use crate::error::ExpandError;
-use crate::instance::{Isolation, LoadedComponent, MacroInstance, Runtime, SpanOracle, SpanOracleError};
+use crate::instance::{
+    Isolation, LoadedComponent, MacroInstance, Runtime, SpanOracle, SpanOracleError,
+};
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 use wasmacro_protocol::{
@@ -32,9 +34,12 @@ impl Channel {
         let Some(frame) = read_frame(&mut self.reader)? else {
             return Ok(None);
         };
-        ShimMessage::decode(&frame)
-            .map(Some)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad message from shim: {e}")))
+        ShimMessage::decode(&frame).map(Some).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad message from shim: {e}"),
+            )
+        })
     }
 }
 
@@ -43,7 +48,9 @@ type SharedChannel = Arc<Mutex<Channel>>;
 fn lock(channel: &SharedChannel) -> std::sync::MutexGuard<'_, Channel> {
     // A poisoned lock only means an earlier holder panicked; the pipes are
     // still usable.
-    channel.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    channel
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Forwards a guest's span queries to the shim and waits for the answers.
@@ -57,9 +64,14 @@ impl SpanOracle for ShimOracle {
             .map_err(|e| SpanOracleError(format!("lost the connection to rustc: {e}")))?;
         match channel.receive() {
             Ok(Some(ShimMessage::SpanAnswer(answer))) => Ok(answer),
-            Ok(Some(other)) => Err(SpanOracleError(format!("expected a span answer, got {}", variant_name(&other)))),
+            Ok(Some(other)) => Err(SpanOracleError(format!(
+                "expected a span answer, got {}",
+                variant_name(&other)
+            ))),
             Ok(None) => Err(SpanOracleError("rustc closed the connection".into())),
-            Err(e) => Err(SpanOracleError(format!("lost the connection to rustc: {e}"))),
+            Err(e) => Err(SpanOracleError(format!(
+                "lost the connection to rustc: {e}"
+            ))),
         }
     }
 }
@@ -97,8 +109,10 @@ pub fn serve_with_stats(
     writer: impl Write + Send + 'static,
     mut on_expansion: impl FnMut(&ServeStats),
 ) -> io::Result<()> {
-    let channel: SharedChannel =
-        Arc::new(Mutex::new(Channel { reader: Box::new(reader), writer: Box::new(writer) }));
+    let channel: SharedChannel = Arc::new(Mutex::new(Channel {
+        reader: Box::new(reader),
+        writer: Box::new(writer),
+    }));
     let Some((component, mut stats)) = handshake(runtime, &channel)? else {
         return Ok(());
     };
@@ -112,12 +126,17 @@ pub fn serve_with_stats(
             Some(other) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("expected an expansion request, got {}", variant_name(&other)),
+                    format!(
+                        "expected an expansion request, got {}",
+                        variant_name(&other)
+                    ),
                 ));
             }
         };
         let started = std::time::Instant::now();
-        let reusable = instance.take().filter(|i| !i.is_poisoned() && isolation == Isolation::PerCompilation);
+        let reusable = instance
+            .take()
+            .filter(|i| !i.is_poisoned() && isolation == Isolation::PerCompilation);
         let (result, output) = match reusable.map(Ok).unwrap_or_else(|| component.instantiate()) {
             Ok(mut live) => {
                 let oracle = Box::new(ShimOracle(Arc::clone(&channel)));
@@ -145,7 +164,10 @@ pub fn serve_with_stats(
                 bytes.len() >> 20,
                 wasmacro_protocol::MAX_FRAME_LEN >> 20
             );
-            message = ServerMessage::Expanded { result: Err(ExpandFailure::Error(text)), output: String::new() };
+            message = ServerMessage::Expanded {
+                result: Err(ExpandFailure::Error(text)),
+                output: String::new(),
+            };
             bytes = message.encode();
         }
         let mut channel = lock(&channel);
@@ -161,16 +183,23 @@ fn validate_output(tokens: Vec<Token>) -> Result<Vec<Token>, ExpandError> {
         match token {
             Token::Literal { text, .. } => {
                 if let Err(e) = guest_proc_macro::__private::parse_literal(text) {
-                    return Err(ExpandError::InvalidOutput(format!("an invalid literal `{}` ({e})", text.escape_debug())));
+                    return Err(ExpandError::InvalidOutput(format!(
+                        "an invalid literal `{}` ({e})",
+                        text.escape_debug()
+                    )));
                 }
             }
             Token::Ident { name, is_raw, .. } => {
                 if let Err(e) = guest_proc_macro::__private::validate_ident(name, *is_raw) {
-                    return Err(ExpandError::InvalidOutput(format!("an invalid identifier: {e}")));
+                    return Err(ExpandError::InvalidOutput(format!(
+                        "an invalid identifier: {e}"
+                    )));
                 }
             }
             Token::Punct { ch, .. } if !"=<>!~+-*/%^&|@.,;:#$?'".contains(*ch) => {
-                return Err(ExpandError::InvalidOutput(format!("an invalid punctuation character {ch:?}")));
+                return Err(ExpandError::InvalidOutput(format!(
+                    "an invalid punctuation character {ch:?}"
+                )));
             }
             _ => {}
         }
@@ -199,7 +228,11 @@ fn handshake(
     let mut channel = lock(channel);
     let (version, component, crate_name) = match channel.receive()? {
         None => return Ok(None),
-        Some(ShimMessage::Hello { version, component, crate_name }) => (version, component, crate_name),
+        Some(ShimMessage::Hello {
+            version,
+            component,
+            crate_name,
+        }) => (version, component, crate_name),
         Some(other) => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -216,17 +249,25 @@ fn handshake(
         return Ok(None);
     }
     let Some(hash) = ComponentHash::parse(&component) else {
-        channel.send(&ServerMessage::Fatal(format!("`{component}` is not a component hash")))?;
+        channel.send(&ServerMessage::Fatal(format!(
+            "`{component}` is not a component hash"
+        )))?;
         return Ok(None);
     };
     match runtime.load(&hash) {
         Ok(loaded) => {
             channel.send(&ServerMessage::Ready(loaded.declarations().to_vec()))?;
-            let stats = ServeStats { crate_name, component: hash.to_string(), ..ServeStats::default() };
+            let stats = ServeStats {
+                crate_name,
+                component: hash.to_string(),
+                ..ServeStats::default()
+            };
             Ok(Some((loaded, stats)))
         }
         Err(e) => {
-            channel.send(&ServerMessage::Fatal(format!("cannot load the component of `{crate_name}`: {e}")))?;
+            channel.send(&ServerMessage::Fatal(format!(
+                "cannot load the component of `{crate_name}`: {e}"
+            )))?;
             Ok(None)
         }
     }

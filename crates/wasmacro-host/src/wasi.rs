@@ -2,9 +2,9 @@
 //! environment, no arguments, no network, clocks fixed at the Unix epoch,
 //! seeded randomness, stdin closed, stdout and stderr captured.
 
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx};
 
 /// How much a guest may print during one instance's life before writes trap.
@@ -91,8 +91,14 @@ pub(crate) fn virtualize_sleep<T: wasmtime_wasi::WasiView + 'static>(
 
     linker.allow_shadowing(true);
     let mut clock = linker.instance(MONOTONIC_CLOCK)?;
-    clock.func_wrap("subscribe-duration", |store: wasmtime::StoreContextMut<'_, T>, (_,): (u64,)| ready(store))?;
-    clock.func_wrap("subscribe-instant", |store: wasmtime::StoreContextMut<'_, T>, (_,): (u64,)| ready(store))?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |store: wasmtime::StoreContextMut<'_, T>, (_,): (u64,)| ready(store),
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |store: wasmtime::StoreContextMut<'_, T>, (_,): (u64,)| ready(store),
+    )?;
     linker.allow_shadowing(false);
     Ok(())
 }

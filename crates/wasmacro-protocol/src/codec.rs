@@ -94,7 +94,13 @@ impl Encoder {
         self.len(tokens.len());
         for token in tokens {
             match token {
-                Token::Group { delimiter, span, open, close, len } => {
+                Token::Group {
+                    delimiter,
+                    span,
+                    open,
+                    close,
+                    len,
+                } => {
                     self.u8(0);
                     self.u8(match delimiter {
                         Delimiter::Parenthesis => 0,
@@ -194,7 +200,10 @@ impl<'a> Decoder<'a> {
         match self.u8()? {
             0 => Ok(None),
             1 => Ok(Some(self.string()?)),
-            tag => Err(DecodeError::InvalidTag { what: "option", tag }),
+            tag => Err(DecodeError::InvalidTag {
+                what: "option",
+                tag,
+            }),
         }
     }
 
@@ -209,20 +218,32 @@ impl<'a> Decoder<'a> {
                         1 => Delimiter::Brace,
                         2 => Delimiter::Bracket,
                         3 => Delimiter::None,
-                        tag => return Err(DecodeError::InvalidTag { what: "delimiter", tag }),
+                        tag => {
+                            return Err(DecodeError::InvalidTag {
+                                what: "delimiter",
+                                tag,
+                            });
+                        }
                     },
                     span: self.u32()?,
                     open: self.u32()?,
                     close: self.u32()?,
                     len: self.u32()?,
                 },
-                1 => Token::Ident { name: self.string()?, is_raw: self.bool()?, span: self.u32()? },
+                1 => Token::Ident {
+                    name: self.string()?,
+                    is_raw: self.bool()?,
+                    span: self.u32()?,
+                },
                 2 => Token::Punct {
                     ch: char::from_u32(self.u32()?).ok_or(DecodeError::InvalidText)?,
                     joint: self.bool()?,
                     span: self.u32()?,
                 },
-                3 => Token::Literal { text: self.string()?, span: self.u32()? },
+                3 => Token::Literal {
+                    text: self.string()?,
+                    span: self.u32()?,
+                },
                 tag => return Err(DecodeError::InvalidTag { what: "token", tag }),
             };
             tokens.push(token);
@@ -236,7 +257,11 @@ impl ShimMessage {
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new();
         match self {
-            ShimMessage::Hello { version, component, crate_name } => {
+            ShimMessage::Hello {
+                version,
+                component,
+                crate_name,
+            } => {
                 e.u8(0);
                 e.u32(*version);
                 e.str(component);
@@ -300,7 +325,12 @@ impl ShimMessage {
                 attribute_args: match d.u8()? {
                     0 => None,
                     1 => Some(d.tokens()?),
-                    tag => return Err(DecodeError::InvalidTag { what: "option", tag }),
+                    tag => {
+                        return Err(DecodeError::InvalidTag {
+                            what: "option",
+                            tag,
+                        });
+                    }
                 },
                 call_site: d.u32()?,
                 mixed_site: d.u32()?,
@@ -311,9 +341,19 @@ impl ShimMessage {
                 2 => SpanAnswer::Text(d.string()?),
                 3 => SpanAnswer::MaybeText(d.opt_string()?),
                 4 => SpanAnswer::InvalidHandle(d.u32()?),
-                tag => return Err(DecodeError::InvalidTag { what: "span answer", tag }),
+                tag => {
+                    return Err(DecodeError::InvalidTag {
+                        what: "span answer",
+                        tag,
+                    });
+                }
             }),
-            tag => return Err(DecodeError::InvalidTag { what: "shim message", tag }),
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "shim message",
+                    tag,
+                });
+            }
         };
         d.finish()?;
         Ok(message)
@@ -397,14 +437,23 @@ impl ServerMessage {
                         0 => MacroKind::Derive,
                         1 => MacroKind::Attribute,
                         2 => MacroKind::Function,
-                        tag => return Err(DecodeError::InvalidTag { what: "macro kind", tag }),
+                        tag => {
+                            return Err(DecodeError::InvalidTag {
+                                what: "macro kind",
+                                tag,
+                            });
+                        }
                     };
                     let helpers = d.len(4)?;
                     let mut helper_attributes = Vec::with_capacity(helpers);
                     for _ in 0..helpers {
                         helper_attributes.push(d.string()?);
                     }
-                    decls.push(MacroDecl { name, kind, helper_attributes });
+                    decls.push(MacroDecl {
+                        name,
+                        kind,
+                        helper_attributes,
+                    });
                 }
                 ServerMessage::Ready(decls)
             }
@@ -422,7 +471,12 @@ impl ServerMessage {
                     6 => SpanQuery::LocalFile(a),
                     7 => SpanQuery::ResolvedAt(a, b),
                     8 => SpanQuery::Debug(a),
-                    tag => return Err(DecodeError::InvalidTag { what: "span query", tag }),
+                    tag => {
+                        return Err(DecodeError::InvalidTag {
+                            what: "span query",
+                            tag,
+                        });
+                    }
                 })
             }
             3 => {
@@ -430,11 +484,24 @@ impl ServerMessage {
                     0 => Ok(d.tokens()?),
                     1 => Err(ExpandFailure::Panicked(d.opt_string()?)),
                     2 => Err(ExpandFailure::Error(d.string()?)),
-                    tag => return Err(DecodeError::InvalidTag { what: "expansion result", tag }),
+                    tag => {
+                        return Err(DecodeError::InvalidTag {
+                            what: "expansion result",
+                            tag,
+                        });
+                    }
                 };
-                ServerMessage::Expanded { result, output: d.string()? }
+                ServerMessage::Expanded {
+                    result,
+                    output: d.string()?,
+                }
             }
-            tag => return Err(DecodeError::InvalidTag { what: "server message", tag }),
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "server message",
+                    tag,
+                });
+            }
         };
         d.finish()?;
         Ok(message)
@@ -484,17 +551,38 @@ mod tests {
 
     fn sample_tokens() -> Vec<Token> {
         vec![
-            Token::Group { delimiter: Delimiter::Brace, span: 1, open: 2, close: 3, len: 3 },
-            Token::Ident { name: "ß_x".into(), is_raw: true, span: 4 },
-            Token::Punct { ch: '\'', joint: true, span: 5 },
-            Token::Literal { text: "\"a\\n\"".into(), span: 6 },
+            Token::Group {
+                delimiter: Delimiter::Brace,
+                span: 1,
+                open: 2,
+                close: 3,
+                len: 3,
+            },
+            Token::Ident {
+                name: "ß_x".into(),
+                is_raw: true,
+                span: 4,
+            },
+            Token::Punct {
+                ch: '\'',
+                joint: true,
+                span: 5,
+            },
+            Token::Literal {
+                text: "\"a\\n\"".into(),
+                span: 6,
+            },
         ]
     }
 
     #[test]
     fn messages_round_trip() {
         let shim = [
-            ShimMessage::Hello { version: 1, component: "ab".into(), crate_name: "x".into() },
+            ShimMessage::Hello {
+                version: 1,
+                component: "ab".into(),
+                crate_name: "x".into(),
+            },
             ShimMessage::Expand(ExpandRequest {
                 macro_name: "Serialize".into(),
                 input: sample_tokens(),
@@ -515,7 +603,10 @@ mod tests {
                 helper_attributes: vec!["serde".into()],
             }]),
             ServerMessage::SpanQuery(SpanQuery::ResolvedAt(1, 2)),
-            ServerMessage::Expanded { result: Ok(sample_tokens()), output: "hi".into() },
+            ServerMessage::Expanded {
+                result: Ok(sample_tokens()),
+                output: "hi".into(),
+            },
             ServerMessage::Expanded {
                 result: Err(ExpandFailure::Panicked(None)),
                 output: String::new(),
@@ -537,11 +628,17 @@ mod tests {
         })
         .encode();
         for cut in 0..bytes.len() {
-            assert!(ShimMessage::decode(&bytes[..cut]).is_err(), "prefix of {cut} bytes decoded");
+            assert!(
+                ShimMessage::decode(&bytes[..cut]).is_err(),
+                "prefix of {cut} bytes decoded"
+            );
         }
         let mut extra = bytes.clone();
         extra.push(0);
-        assert_eq!(ShimMessage::decode(&extra), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(
+            ShimMessage::decode(&extra),
+            Err(DecodeError::TrailingBytes(1))
+        );
     }
 
     #[test]

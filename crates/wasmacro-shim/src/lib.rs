@@ -70,7 +70,11 @@ fn is_identifier(name: &str) -> bool {
 /// The shim's source.
 pub fn shim_source(spec: &ShimSpec<'_>) -> Result<String, ShimError> {
     let mut out = String::new();
-    let _ = writeln!(out, "//! wasmacro shim for `{}`: generated, do not edit.", spec.crate_name);
+    let _ = writeln!(
+        out,
+        "//! wasmacro shim for `{}`: generated, do not edit.",
+        spec.crate_name
+    );
     let _ = writeln!(out, "extern crate proc_macro;");
     let _ = writeln!(out, "use proc_macro::TokenStream;");
     let _ = writeln!(out, "const COMPONENT: &str = {:?};", spec.component);
@@ -125,14 +129,27 @@ pub fn shim_source(spec: &ShimSpec<'_>) -> Result<String, ShimError> {
 
 /// Returns the path of the compiled shim dylib, building it under
 /// `shims_dir` with `rustc` if it is not there yet.
-pub fn ensure_shim(rustc: &Path, shims_dir: &Path, spec: &ShimSpec<'_>) -> Result<PathBuf, ShimError> {
+pub fn ensure_shim(
+    rustc: &Path,
+    shims_dir: &Path,
+    spec: &ShimSpec<'_>,
+) -> Result<PathBuf, ShimError> {
     let source = shim_source(spec)?;
-    let version = Command::new(rustc).arg("-vV").output().map_err(|source| ShimError::Io {
-        what: format!("could not run `{} -vV`", rustc.display()),
-        source,
-    })?;
+    let version = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .map_err(|source| ShimError::Io {
+            what: format!("could not run `{} -vV`", rustc.display()),
+            source,
+        })?;
     let mut key = blake3::Hasher::new();
-    for part in [&version.stdout[..], PROTOCOL_LIB.as_bytes(), PROTOCOL_CODEC.as_bytes(), CLIENT_LIB.as_bytes(), source.as_bytes()] {
+    for part in [
+        &version.stdout[..],
+        PROTOCOL_LIB.as_bytes(),
+        PROTOCOL_CODEC.as_bytes(),
+        CLIENT_LIB.as_bytes(),
+        source.as_bytes(),
+    ] {
         key.update(&(part.len() as u64).to_le_bytes());
         key.update(part);
     }
@@ -169,7 +186,10 @@ pub fn ensure_shim(rustc: &Path, shims_dir: &Path, spec: &ShimSpec<'_>) -> Resul
             .arg(format!("dependency={}", out.display()))
             .args(args)
             .output()
-            .map_err(|source| ShimError::Io { what: format!("could not run {}", rustc.display()), source })?;
+            .map_err(|source| ShimError::Io {
+                what: format!("could not run {}", rustc.display()),
+                source,
+            })?;
         if output.status.success() {
             Ok(())
         } else {
@@ -180,19 +200,50 @@ pub fn ensure_shim(rustc: &Path, shims_dir: &Path, spec: &ShimSpec<'_>) -> Resul
             })
         }
     };
-    compile("protocol", &["--crate-name", "wasmacro_protocol", "--edition", "2024", "--crate-type", "rlib", "protocol/lib.rs"])?;
+    compile(
+        "protocol",
+        &[
+            "--crate-name",
+            "wasmacro_protocol",
+            "--edition",
+            "2024",
+            "--crate-type",
+            "rlib",
+            "protocol/lib.rs",
+        ],
+    )?;
     compile(
         "client",
-        &["--crate-name", "wasmacro_client", "--edition", "2024", "--crate-type", "rlib", "client.rs", "--extern", "wasmacro_protocol=libwasmacro_protocol.rlib"],
+        &[
+            "--crate-name",
+            "wasmacro_client",
+            "--edition",
+            "2024",
+            "--crate-type",
+            "rlib",
+            "client.rs",
+            "--extern",
+            "wasmacro_protocol=libwasmacro_protocol.rlib",
+        ],
     )?;
     compile(
         "shim",
         &[
-            "--crate-name", spec.crate_name, "--edition", "2021", "--crate-type", "proc-macro", "shim.rs",
-            "--extern", "wasmacro_client=libwasmacro_client.rlib", "-o", &file_name,
+            "--crate-name",
+            spec.crate_name,
+            "--edition",
+            "2021",
+            "--crate-type",
+            "proc-macro",
+            "shim.rs",
+            "--extern",
+            "wasmacro_client=libwasmacro_client.rlib",
+            "-o",
+            &file_name,
             // Two versions of one macro crate in one compilation need
             // distinct crate identities, as cargo gives native ones.
-            "-C", &format!("metadata=wasmacro-{}", spec.component),
+            "-C",
+            &format!("metadata=wasmacro-{}", spec.component),
         ],
     )?;
     // Publish the finished directory in one rename; if another process won
@@ -218,11 +269,28 @@ mod tests {
     #[test]
     fn shim_declares_every_kind() {
         let macros = [
-            MacroDecl { name: "Serialize".into(), kind: MacroKind::Derive, helper_attributes: vec!["serde".into()] },
-            MacroDecl { name: "route".into(), kind: MacroKind::Attribute, helper_attributes: vec![] },
-            MacroDecl { name: "html".into(), kind: MacroKind::Function, helper_attributes: vec![] },
+            MacroDecl {
+                name: "Serialize".into(),
+                kind: MacroKind::Derive,
+                helper_attributes: vec!["serde".into()],
+            },
+            MacroDecl {
+                name: "route".into(),
+                kind: MacroKind::Attribute,
+                helper_attributes: vec![],
+            },
+            MacroDecl {
+                name: "html".into(),
+                kind: MacroKind::Function,
+                helper_attributes: vec![],
+            },
         ];
-        let source = shim_source(&ShimSpec { crate_name: "m", component: "00", macros: &macros }).unwrap();
+        let source = shim_source(&ShimSpec {
+            crate_name: "m",
+            component: "00",
+            macros: &macros,
+        })
+        .unwrap();
         assert!(source.contains("#[proc_macro_derive(Serialize, attributes(serde))]"));
         assert!(source.contains("#[proc_macro_attribute]\npub fn route("));
         assert!(source.contains("#[proc_macro]\npub fn html("));
@@ -231,9 +299,20 @@ mod tests {
     #[test]
     fn hostile_names_are_rejected() {
         for name in ["a b", "x(){}", "", "1x", "a\"b"] {
-            let macros = [MacroDecl { name: name.into(), kind: MacroKind::Function, helper_attributes: vec![] }];
-            let spec = ShimSpec { crate_name: "m", component: "00", macros: &macros };
-            assert!(matches!(shim_source(&spec), Err(ShimError::InvalidName(_))), "{name:?}");
+            let macros = [MacroDecl {
+                name: name.into(),
+                kind: MacroKind::Function,
+                helper_attributes: vec![],
+            }];
+            let spec = ShimSpec {
+                crate_name: "m",
+                component: "00",
+                macros: &macros,
+            };
+            assert!(
+                matches!(shim_source(&spec), Err(ShimError::InvalidName(_))),
+                "{name:?}"
+            );
         }
     }
 }

@@ -15,7 +15,11 @@ use wasmacro_build::{BuildOptions, PackageSource};
 use wasmacro_host::{CacheDir, Runtime, RuntimeConfig};
 
 #[derive(Parser)]
-#[command(name = "wasmacro", version, about = "Rust proc macros as deterministic WebAssembly components")]
+#[command(
+    name = "wasmacro",
+    version,
+    about = "Rust proc macros as deterministic WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,17 +77,28 @@ fn main() -> ExitCode {
     // rustc is plain `rustc`: a second rustc-looking argument means the
     // subcommand form.
     let args: Vec<OsString> = std::env::args_os().collect();
-    let is_rustc = |i: usize| args.get(i).is_some_and(|arg| rustc_wrapper::looks_like_rustc(arg));
+    let is_rustc = |i: usize| {
+        args.get(i)
+            .is_some_and(|arg| rustc_wrapper::looks_like_rustc(arg))
+    };
     if is_rustc(1) {
-        let start = if args[1] == "rustc" && is_rustc(2) { 2 } else { 1 };
+        let start = if args[1] == "rustc" && is_rustc(2) {
+            2
+        } else {
+            1
+        };
         return report(rustc_wrapper::run(args[start..].to_vec()));
     }
 
     let cli = Cli::parse();
     report(match cli.command {
-        Command::Build { path, krate, features, no_default_features, out_dir } => {
-            build(path, krate, features, no_default_features, out_dir).map(|()| ExitCode::SUCCESS)
-        }
+        Command::Build {
+            path,
+            krate,
+            features,
+            no_default_features,
+            out_dir,
+        } => build(path, krate, features, no_default_features, out_dir).map(|()| ExitCode::SUCCESS),
         Command::Inspect { component } => inspect(component).map(|()| ExitCode::SUCCESS),
         Command::Rustc { args } => rustc_wrapper::run(args),
         Command::Serve => serve().map(|()| ExitCode::SUCCESS),
@@ -101,7 +116,8 @@ fn report(result: Result<ExitCode>) -> ExitCode {
 }
 
 fn runtime() -> Result<Runtime> {
-    Runtime::new(CacheDir::from_env(), RuntimeConfig::default()).context("starting the wasm runtime")
+    Runtime::new(CacheDir::from_env(), RuntimeConfig::default())
+        .context("starting the wasm runtime")
 }
 
 fn build(
@@ -116,15 +132,24 @@ fn build(
             let Some((name, version)) = spec.split_once('@') else {
                 bail!("`--crate {spec}`: expected NAME@VERSION, e.g. serde_derive@1.0.228");
             };
-            PackageSource::Registry { name: name.to_string(), version: version.to_string() }
+            PackageSource::Registry {
+                name: name.to_string(),
+                version: version.to_string(),
+            }
         }
         None => PackageSource::Path(path.unwrap_or_else(|| PathBuf::from("."))),
     };
     let mut options = BuildOptions::new(source, CacheDir::from_env());
-    options.features = features.into_iter().flat_map(|f| f.split_whitespace().map(String::from).collect::<Vec<_>>()).collect();
+    options.features = features
+        .into_iter()
+        .flat_map(|f| f.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .collect();
     options.no_default_features = no_default_features;
     let runtime = runtime()?;
-    eprintln!("   Compiling component ({})", describe_source(&options.source));
+    eprintln!(
+        "   Compiling component ({})",
+        describe_source(&options.source)
+    );
     let built = wasmacro_build::build_component(&options, &runtime)?;
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let wasm = out_dir.join(format!("{}.wasm", built.package));
@@ -152,7 +177,8 @@ fn describe_source(source: &PackageSource) -> String {
 }
 
 fn inspect(component: PathBuf) -> Result<()> {
-    let bytes = std::fs::read(&component).with_context(|| format!("reading {}", component.display()))?;
+    let bytes =
+        std::fs::read(&component).with_context(|| format!("reading {}", component.display()))?;
     let runtime = runtime()?;
     let what = component.display().to_string();
     let imports = runtime.imports(&bytes, &what)?;
@@ -175,10 +201,13 @@ fn serve() -> Result<()> {
         config.isolation = match value.to_str() {
             Some("per-expansion") => wasmacro_host::Isolation::PerExpansion,
             Some("per-compilation") => wasmacro_host::Isolation::PerCompilation,
-            _ => bail!("WASMACRO_ISOLATION must be `per-compilation` (the default) or `per-expansion`, not {value:?}"),
+            _ => bail!(
+                "WASMACRO_ISOLATION must be `per-compilation` (the default) or `per-expansion`, not {value:?}"
+            ),
         };
     }
-    let runtime = Runtime::new(CacheDir::from_env(), config).context("starting the wasm runtime")?;
+    let runtime =
+        Runtime::new(CacheDir::from_env(), config).context("starting the wasm runtime")?;
     let stats_dir = std::env::var_os(rustc_wrapper::STATS_ENV).map(PathBuf::from);
     let record = |stats: &wasmacro_host::server::ServeStats| {
         if let Some(dir) = &stats_dir {

@@ -21,7 +21,9 @@ pub fn looks_like_rustc(arg: &OsStr) -> bool {
 /// Runs rustc (`args[0]`) with `args[1..]`, wasm externs replaced.
 pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
     let Some((rustc, rest)) = args.split_first() else {
-        anyhow::bail!("`wasmacro rustc` needs the rustc to run, e.g. `wasmacro rustc rustc main.rs`");
+        anyhow::bail!(
+            "`wasmacro rustc` needs the rustc to run, e.g. `wasmacro rustc rustc main.rs`"
+        );
     };
     let rustc = PathBuf::from(rustc);
     let cache = CacheDir::from_env();
@@ -45,13 +47,22 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
     }
     let server = std::env::current_exe().context("locating the wasmacro executable")?;
     let summary = std::env::var_os(SUMMARY_ENV).is_some_and(|v| !v.is_empty() && v != "0");
-    let stats_dir = if summary { Some(tempfile::tempdir().context("creating a stats directory")?) } else { None };
+    let stats_dir = if summary {
+        Some(tempfile::tempdir().context("creating a stats directory")?)
+    } else {
+        None
+    };
     let mut command = Command::new(&rustc);
-    command.args(&out).env(wasmacro_client_env::SERVER, server).env(CacheDir::ENV, cache.root());
+    command
+        .args(&out)
+        .env(wasmacro_client_env::SERVER, server)
+        .env(CacheDir::ENV, cache.root());
     if let Some(dir) = &stats_dir {
         command.env(STATS_ENV, dir.path());
     }
-    let status = command.status().with_context(|| format!("running {}", rustc.display()))?;
+    let status = command
+        .status()
+        .with_context(|| format!("running {}", rustc.display()))?;
     if let Some(dir) = &stats_dir {
         print_summary(rest, dir.path());
     }
@@ -94,9 +105,14 @@ fn print_summary(args: &[OsString], stats_dir: &Path) {
         micros: u128,
     }
     let mut rows: std::collections::BTreeMap<String, Row> = Default::default();
-    let externs = args.windows(2).filter(|w| w[0] == "--extern").filter_map(|w| w[1].to_str());
+    let externs = args
+        .windows(2)
+        .filter(|w| w[0] == "--extern")
+        .filter_map(|w| w[1].to_str());
     for value in externs {
-        let Some((name, path)) = value.split_once('=') else { continue };
+        let Some((name, path)) = value.split_once('=') else {
+            continue;
+        };
         let name = name.rsplit(':').next().unwrap_or(name).to_string();
         if path.ends_with(".wasm") {
             rows.entry(name).or_default().place = "wasm";
@@ -105,7 +121,9 @@ fn print_summary(args: &[OsString], stats_dir: &Path) {
         }
     }
     for entry in std::fs::read_dir(stats_dir).into_iter().flatten().flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
         let fields: Vec<&str> = text.trim_end().split('\t').collect();
         if let [name, _component, expansions, failures, micros] = fields[..] {
             let row = rows.entry(name.to_string()).or_default();
@@ -115,14 +133,24 @@ fn print_summary(args: &[OsString], stats_dir: &Path) {
             row.micros += micros.parse::<u128>().unwrap_or(0);
         }
     }
-    eprintln!("{:>12} {:<24} {:<7} {:>10} {:>8} {:>10}", "wasmacro", "proc-macro crate", "runs as", "expansions", "failed", "time");
+    eprintln!(
+        "{:>12} {:<24} {:<7} {:>10} {:>8} {:>10}",
+        "wasmacro", "proc-macro crate", "runs as", "expansions", "failed", "time"
+    );
     for (name, row) in &rows {
         let (expansions, failed, time) = if row.place == "wasm" {
-            (row.expansions.to_string(), row.failures.to_string(), format!("{:.1} ms", row.micros as f64 / 1000.0))
+            (
+                row.expansions.to_string(),
+                row.failures.to_string(),
+                format!("{:.1} ms", row.micros as f64 / 1000.0),
+            )
         } else {
             ("-".into(), "-".into(), "-".into())
         };
-        eprintln!("{:>12} {:<24} {:<7} {:>10} {:>8} {:>10}", "", name, row.place, expansions, failed, time);
+        eprintln!(
+            "{:>12} {:<24} {:<7} {:>10} {:>8} {:>10}",
+            "", name, row.place, expansions, failed, time
+        );
     }
 }
 
@@ -138,8 +166,12 @@ fn rewrite_extern(
     cache: &CacheDir,
     runtime: &mut Option<Runtime>,
 ) -> Result<OsString> {
-    let Some(text) = value.to_str() else { return Ok(value.to_owned()) };
-    let Some((name, path)) = text.split_once('=') else { return Ok(value.to_owned()) };
+    let Some(text) = value.to_str() else {
+        return Ok(value.to_owned());
+    };
+    let Some((name, path)) = text.split_once('=') else {
+        return Ok(value.to_owned());
+    };
     if !path.ends_with(".wasm") {
         return Ok(value.to_owned());
     }
@@ -148,13 +180,24 @@ fn rewrite_extern(
     let runtime = match runtime {
         Some(runtime) => runtime,
         None => runtime.insert(
-            Runtime::new(cache.clone(), RuntimeConfig::default()).context("starting the wasm runtime")?,
+            Runtime::new(cache.clone(), RuntimeConfig::default())
+                .context("starting the wasm runtime")?,
         ),
     };
-    let bytes = std::fs::read(path).with_context(|| format!("reading proc-macro component {path} (for `--extern {name}`)"))?;
-    let hash = runtime.cache().insert(&bytes).with_context(|| format!("caching {path}"))?;
-    let loaded = runtime.load(&hash).with_context(|| format!("loading proc-macro component {path}"))?;
-    let spec = ShimSpec { crate_name, component: hash.as_str(), macros: loaded.declarations() };
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("reading proc-macro component {path} (for `--extern {name}`)"))?;
+    let hash = runtime
+        .cache()
+        .insert(&bytes)
+        .with_context(|| format!("caching {path}"))?;
+    let loaded = runtime
+        .load(&hash)
+        .with_context(|| format!("loading proc-macro component {path}"))?;
+    let spec = ShimSpec {
+        crate_name,
+        component: hash.as_str(),
+        macros: loaded.declarations(),
+    };
     let shim = wasmacro_shim::ensure_shim(rustc, &cache.root().join("shims"), &spec)
         .with_context(|| format!("making the native shim for {path}"))?;
     tracing::debug!(%name, component = %hash, shim = %shim.display(), "wasm extern");

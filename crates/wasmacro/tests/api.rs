@@ -11,7 +11,11 @@ const API: &[(&str, &str)] = &[("api_macros", "api-macros")];
 #[test]
 fn every_proc_macro_api_item_behaves_as_native() {
     let native = compile(Mode::Native, "api", API);
-    assert!(native.status.success(), "native build failed:\n{}", native.stderr);
+    assert!(
+        native.status.success(),
+        "native build failed:\n{}",
+        native.stderr
+    );
     let wasm = compile(Mode::Wasm, "api", API);
     assert!(wasm.status.success(), "wasm build failed:\n{}", wasm.stderr);
     assert_same("compiler stderr", &native.stderr, &wasm.stderr);
@@ -27,8 +31,16 @@ fn compile_error_and_panics_surface_as_native() {
     let native = compile(Mode::Native, "api_errors", API);
     let wasm = compile(Mode::Wasm, "api_errors", API);
     assert!(!native.status.success() && !wasm.status.success());
-    assert!(native.stderr.contains("pointing at `second`"), "{}", native.stderr);
-    assert!(native.stderr.contains("proc macro panicked"), "{}", native.stderr);
+    assert!(
+        native.stderr.contains("pointing at `second`"),
+        "{}",
+        native.stderr
+    );
+    assert!(
+        native.stderr.contains("proc macro panicked"),
+        "{}",
+        native.stderr
+    );
     assert_same("compiler stderr", &native.stderr, &wasm.stderr);
 }
 
@@ -36,15 +48,33 @@ fn compile_error_and_panics_surface_as_native() {
 fn macro_state_lives_for_the_compilation_unless_isolated() {
     let native = compile(Mode::Native, "state", API);
     let wasm = compile(Mode::Wasm, "state", API);
-    assert!(native.status.success() && wasm.status.success(), "{}\n{}", native.stderr, wasm.stderr);
+    assert!(
+        native.status.success() && wasm.status.success(),
+        "{}\n{}",
+        native.stderr,
+        wasm.stderr
+    );
     // What the macro printed reaches rustc's stderr, in order.
-    assert!(native.stderr.contains("counter! expansion 2"), "{}", native.stderr);
+    assert!(
+        native.stderr.contains("counter! expansion 2"),
+        "{}",
+        native.stderr
+    );
     assert_same("compiler stderr", &native.stderr, &wasm.stderr);
     let native_out = String::from_utf8_lossy(&native.run().stdout).into_owned();
     assert_eq!(native_out, "0 1 2\n");
-    assert_same("program output", &native_out, &String::from_utf8_lossy(&wasm.run().stdout));
+    assert_same(
+        "program output",
+        &native_out,
+        &String::from_utf8_lossy(&wasm.run().stdout),
+    );
 
-    let isolated = support::compile_with_env(Mode::Wasm, "state", API, &[("WASMACRO_ISOLATION", "per-expansion")]);
+    let isolated = support::compile_with_env(
+        Mode::Wasm,
+        "state",
+        API,
+        &[("WASMACRO_ISOLATION", "per-expansion")],
+    );
     assert!(isolated.status.success(), "{}", isolated.stderr);
     assert_eq!(String::from_utf8_lossy(&isolated.run().stdout), "0 0 0\n");
 }
@@ -75,7 +105,10 @@ fn concurrent_compilations_fill_one_cold_cache_safely() {
         .map(|run| {
             let cache_dir = cache_dir.clone();
             std::thread::spawn(move || {
-                let env = [("WASMACRO_CACHE_DIR", cache_dir.as_str()), ("WASMACRO_TEST_RUN", &*run.to_string())];
+                let env = [
+                    ("WASMACRO_CACHE_DIR", cache_dir.as_str()),
+                    ("WASMACRO_TEST_RUN", &*run.to_string()),
+                ];
                 support::compile_with_env(Mode::Wasm, "state", API, &env)
             })
         })
@@ -85,7 +118,11 @@ fn concurrent_compilations_fill_one_cold_cache_safely() {
         assert!(compiled.status.success(), "{}", compiled.stderr);
         assert_eq!(String::from_utf8_lossy(&compiled.run().stdout), "0 1 2\n");
     }
-    let shims = std::fs::read_dir(cache.path().join("shims")).unwrap().flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count();
+    let shims = std::fs::read_dir(cache.path().join("shims"))
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .count();
     assert_eq!(shims, 1, "one shim, published once");
 }
 
@@ -96,7 +133,9 @@ fn a_span_kept_from_an_earlier_expansion_is_rejected_with_a_clear_error() {
     let wasm = compile(Mode::Wasm, "stale_span", API);
     assert!(!wasm.status.success());
     assert!(
-        wasm.stderr.contains("`use_kept_span` of `api_macros` (wasm)") && wasm.stderr.contains("earlier expansion"),
+        wasm.stderr
+            .contains("`use_kept_span` of `api_macros` (wasm)")
+            && wasm.stderr.contains("earlier expansion"),
         "{}",
         wasm.stderr
     );

@@ -34,7 +34,10 @@ fn serde_derive_source() -> std::path::PathBuf {
         .iter()
         .find(|p| p["name"] == "serde_derive")
         .expect("serde_derive is a fixture dependency");
-    Path::new(package["manifest_path"].as_str().unwrap()).parent().unwrap().to_path_buf()
+    Path::new(package["manifest_path"].as_str().unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 #[test]
@@ -48,30 +51,77 @@ fn serde_derive_builds_to_the_same_bytes_from_two_directories() {
         let package = root.path().join(place).join("serde_derive");
         copy_dir(&source, &package);
         let out = root.path().join("out");
-        let output = wasmacro().arg("build").arg(&package).arg("--out-dir").arg(&out).current_dir(root.path()).output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let output = wasmacro()
+            .arg("build")
+            .arg(&package)
+            .arg("--out-dir")
+            .arg(&out)
+            .current_dir(root.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         hashes.push(String::from_utf8(output.stdout).unwrap().trim().to_string());
         components.push(std::fs::read(out.join("serde_derive.wasm")).unwrap());
     }
     println!("component hash: {}", hashes[0]);
     assert_eq!(hashes[0].len(), 64, "the build prints the component hash");
     assert_eq!(hashes[0], hashes[1]);
-    assert!(components[0] == components[1], "components differ byte for byte");
-    assert!(components[0] == from_registry, "the path build differs from the registry build");
+    assert!(
+        components[0] == components[1],
+        "components differ byte for byte"
+    );
+    assert!(
+        components[0] == from_registry,
+        "the path build differs from the registry build"
+    );
 }
 
 #[test]
 fn listing_names_every_macro_and_import() {
     let wasm = component("api-macros");
     let listing: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(wasm.with_extension("macros.json")).unwrap()).unwrap();
-    let names: Vec<_> = listing["macros"].as_array().unwrap().iter().map(|m| (m["name"].as_str().unwrap(), m["kind"].as_str().unwrap())).collect();
-    assert_eq!(names, [("Inspect", "derive"), ("construct", "attribute"), ("shadow", "function"), ("point_at", "function"), ("counter", "function"), ("sleepy", "function"), ("keep_span", "function"), ("use_kept_span", "function")]);
+        serde_json::from_slice(&std::fs::read(wasm.with_extension("macros.json")).unwrap())
+            .unwrap();
+    let names: Vec<_> = listing["macros"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap(), m["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("Inspect", "derive"),
+            ("construct", "attribute"),
+            ("shadow", "function"),
+            ("point_at", "function"),
+            ("counter", "function"),
+            ("sleepy", "function"),
+            ("keep_span", "function"),
+            ("use_kept_span", "function")
+        ]
+    );
     let imports = listing["imports"].as_array().unwrap();
-    assert!(imports.iter().all(|i| {
-        let i = i.as_str().unwrap();
-        ["wasi:cli/", "wasi:io/", "wasi:random/", "wasi:clocks/", "wasi:filesystem/", "wasmacro:proc-macro/"].iter().any(|p| i.starts_with(p))
-    }), "unexpected import in {imports:?}");
+    assert!(
+        imports.iter().all(|i| {
+            let i = i.as_str().unwrap();
+            [
+                "wasi:cli/",
+                "wasi:io/",
+                "wasi:random/",
+                "wasi:clocks/",
+                "wasi:filesystem/",
+                "wasmacro:proc-macro/",
+            ]
+            .iter()
+            .any(|p| i.starts_with(p))
+        }),
+        "unexpected import in {imports:?}"
+    );
     // `inspect` reads the same declarations from the component itself.
     let output = wasmacro().arg("inspect").arg(&wasm).output().unwrap();
     assert!(output.status.success());
@@ -82,10 +132,17 @@ fn listing_names_every_macro_and_import() {
 
 #[test]
 fn a_crate_that_is_not_a_proc_macro_is_a_clear_error() {
-    let output = wasmacro().args(["build", "--crate", "itoa@1.0.15", "--out-dir"]).arg(tempfile::tempdir().unwrap().path()).output().unwrap();
+    let output = wasmacro()
+        .args(["build", "--crate", "itoa@1.0.15", "--out-dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("itoa@1.0.15") && stderr.contains("not a proc-macro crate"), "{stderr}");
+    assert!(
+        stderr.contains("itoa@1.0.15") && stderr.contains("not a proc-macro crate"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -96,7 +153,10 @@ fn invalid_component_bytes_are_a_clear_error() {
     let output = wasmacro().arg("inspect").arg(&bogus).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("is not a valid wasmacro proc-macro component"), "{stderr}");
+    assert!(
+        stderr.contains("is not a valid wasmacro proc-macro component"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -116,10 +176,17 @@ fn the_component_does_not_depend_on_where_the_cache_lives() {
             .arg(&out)
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         components.push(std::fs::read(out.join("api-macros.wasm")).unwrap());
     }
-    assert!(components[0] == components[1], "the component's bytes depend on the cache location");
+    assert!(
+        components[0] == components[1],
+        "the component's bytes depend on the cache location"
+    );
 }
 
 #[test]
@@ -137,7 +204,8 @@ fn a_broken_component_given_to_rustc_is_a_clear_error() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("broken_macro.wasm") && stderr.contains("not a valid wasmacro proc-macro component"),
+        stderr.contains("broken_macro.wasm")
+            && stderr.contains("not a valid wasmacro proc-macro component"),
         "{stderr}"
     );
 }

@@ -22,9 +22,19 @@ fn default_replicas() -> u16 {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum Service {
-    Http { port: u16, #[serde(default)] tls: bool, routes: Vec<Route> },
-    Worker { queue: String, concurrency: Option<u8> },
-    Cron { schedule: String },
+    Http {
+        port: u16,
+        #[serde(default)]
+        tls: bool,
+        routes: Vec<Route>,
+    },
+    Worker {
+        queue: String,
+        concurrency: Option<u8>,
+    },
+    Cron {
+        schedule: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -37,8 +47,14 @@ struct Route {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 enum Target {
-    Upstream { upstream: String },
-    Static { dir: String, #[serde(rename = "cache-seconds")] cache_seconds: u32 },
+    Upstream {
+        upstream: String,
+    },
+    Static {
+        dir: String,
+        #[serde(rename = "cache-seconds")]
+        cache_seconds: u32,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -74,15 +90,29 @@ fn main() {
                     warnings.push(format!("port {port} is served without TLS"));
                 }
             }
-            Service::Worker { queue, concurrency: None } => {
+            Service::Worker {
+                queue,
+                concurrency: None,
+            } => {
                 warnings.push(format!("worker on `{queue}` has no concurrency limit"));
             }
             _ => {}
         }
     }
-    let report = Report { deployment: &deployment.name, services: deployment.services.len(), public_ports, warnings };
-    println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
-    println!("{}", serde_json::to_string(&deployment).expect("deployment serializes"));
+    let report = Report {
+        deployment: &deployment.name,
+        services: deployment.services.len(),
+        public_ports,
+        warnings,
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).expect("report serializes")
+    );
+    println!(
+        "{}",
+        serde_json::to_string(&deployment).expect("deployment serializes")
+    );
     let bad = serde_json::from_str::<Deployment>(r#"{"name":"x","services":[],"replica":2}"#);
     println!("rejected: {}", bad.expect_err("unknown field is rejected"));
 }

@@ -13,7 +13,9 @@ use std::sync::{Mutex, OnceLock};
 pub const SERDE_DERIVE: &str = "serde_derive@1.0.229";
 
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
 }
 
 fn scratch() -> PathBuf {
@@ -28,7 +30,9 @@ pub fn cache_dir() -> PathBuf {
 
 pub fn wasmacro() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wasmacro"));
-    command.env("WASMACRO_CACHE_DIR", cache_dir()).env_remove("RUSTC_WRAPPER");
+    command
+        .env("WASMACRO_CACHE_DIR", cache_dir())
+        .env_remove("RUSTC_WRAPPER");
     command
 }
 
@@ -50,25 +54,42 @@ pub fn native() -> &'static NativeDeps {
             .env_remove("RUSTC_WRAPPER")
             .output()
             .expect("cargo runs");
-        assert!(output.status.success(), "building the native fixtures failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "building the native fixtures failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let mut artifacts = BTreeMap::new();
         for line in String::from_utf8_lossy(&output.stdout).lines() {
-            let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
             if message["reason"] != "compiler-artifact" {
                 continue;
             }
-            let name = message["target"]["name"].as_str().unwrap_or_default().replace('-', "_");
+            let name = message["target"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('-', "_");
             let file = message["filenames"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(|f| f.as_str())
-                .find(|f| f.ends_with(".rlib") || f.ends_with(".so") || f.ends_with(".dylib") || f.ends_with(".dll"));
+                .find(|f| {
+                    f.ends_with(".rlib")
+                        || f.ends_with(".so")
+                        || f.ends_with(".dylib")
+                        || f.ends_with(".dll")
+                });
             if let Some(file) = file {
                 artifacts.insert(name, PathBuf::from(file));
             }
         }
-        NativeDeps { deps_dir: target.join("debug").join("deps"), artifacts }
+        NativeDeps {
+            deps_dir: target.join("debug").join("deps"),
+            artifacts,
+        }
     })
 }
 
@@ -80,7 +101,9 @@ pub fn component(spec: &str) -> PathBuf {
     if let Some(path) = built.get(spec) {
         return path.clone();
     }
-    let out = scratch().join("components").join(spec.replace(['@', '/'], "-"));
+    let out = scratch()
+        .join("components")
+        .join(spec.replace(['@', '/'], "-"));
     let mut command = wasmacro();
     command.arg("build").arg("--out-dir").arg(&out);
     let name = match spec.split_once('@') {
@@ -94,7 +117,11 @@ pub fn component(spec: &str) -> PathBuf {
         }
     };
     let output = command.output().expect("wasmacro runs");
-    assert!(output.status.success(), "wasmacro build {spec} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "wasmacro build {spec} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let path = out.join(format!("{name}.wasm"));
     built.insert(spec.to_string(), path.clone());
     path
@@ -115,7 +142,9 @@ pub struct Compiled {
 
 impl Compiled {
     pub fn run(&self) -> Output {
-        Command::new(&self.executable).output().expect("the compiled program runs")
+        Command::new(&self.executable)
+            .output()
+            .expect("the compiled program runs")
     }
 }
 
@@ -126,7 +155,12 @@ pub fn compile(mode: Mode, program: &str, macros: &[(&str, &str)]) -> Compiled {
 }
 
 /// [`compile`] with extra environment variables for rustc / wasmacro.
-pub fn compile_with_env(mode: Mode, program: &str, macros: &[(&str, &str)], env: &[(&str, &str)]) -> Compiled {
+pub fn compile_with_env(
+    mode: Mode,
+    program: &str,
+    macros: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> Compiled {
     let deps = native();
     let out_dir = scratch().join("programs");
     std::fs::create_dir_all(&out_dir).unwrap();
@@ -135,7 +169,13 @@ pub fn compile_with_env(mode: Mode, program: &str, macros: &[(&str, &str)], env:
         .map(|(k, v)| format!("-{k}-{v}"))
         .collect::<String>()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let executable = out_dir.join(format!("{program}-{mode:?}{variant}").to_lowercase());
     let mut args: Vec<String> = vec![
@@ -182,7 +222,11 @@ pub fn compile_with_env(mode: Mode, program: &str, macros: &[(&str, &str)], env:
     for path in replaced {
         stderr = stderr.replace(&path, "$MACRO");
     }
-    Compiled { status: output.status, stderr, executable }
+    Compiled {
+        status: output.status,
+        stderr,
+        executable,
+    }
 }
 
 /// Asserts two texts are equal, showing the first differing line.
@@ -190,7 +234,11 @@ pub fn assert_same(what: &str, native: &str, wasm: &str) {
     if native == wasm {
         return;
     }
-    let line = native.lines().zip(wasm.lines()).position(|(a, b)| a != b).unwrap_or(native.lines().count().min(wasm.lines().count()));
+    let line = native
+        .lines()
+        .zip(wasm.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or(native.lines().count().min(wasm.lines().count()));
     panic!(
         "{what} differs at line {}:\n  native: {:?}\n  wasm:   {:?}\n--- native ---\n{native}\n--- wasm ---\n{wasm}",
         line + 1,

@@ -29,7 +29,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-include!("../../dump.rs");
+include!("../../common/dump.rs");
 
 /// Runs the oracle for one case of the case file.
 fn run(kind: &str, input: &str) -> String {
@@ -90,7 +90,9 @@ fn str_literal(value: &str) -> TokenTree {
 }
 
 fn compile_error(message: &str) -> TokenStream {
-    format!("compile_error!({message:?})").parse().unwrap_or_default()
+    format!("compile_error!({message:?})")
+        .parse()
+        .unwrap_or_default()
 }
 
 /// `probe!("ts" | "lit" | "ident", "input")`: the dump for one input, as a
@@ -98,8 +100,10 @@ fn compile_error(message: &str) -> TokenStream {
 /// the inputs that rustc rejects with a compile error.
 #[proc_macro]
 pub fn probe(input: TokenStream) -> TokenStream {
-    let args: Vec<TokenTree> =
-        input.into_iter().filter(|t| !matches!(t, TokenTree::Punct(_))).collect();
+    let args: Vec<TokenTree> = input
+        .into_iter()
+        .filter(|t| !matches!(t, TokenTree::Punct(_)))
+        .collect();
     let [kind, src] = args.as_slice() else {
         return compile_error("usage: probe!(\"ts\", \"input\")");
     };
@@ -153,7 +157,10 @@ pub fn oracle_cases(input: TokenStream) -> TokenStream {
             Ok(case_input) => case_input,
             Err(e) => return compile_error(&format!("{}:{}: {e}", path.display(), number + 1)),
         };
-        if !matches!(kind, "ts" | "lit" | "ident" | "ident~" | "ts!" | "lit!" | "ts!~" | "lit!~") {
+        if !matches!(
+            kind,
+            "ts" | "lit" | "ident" | "ident~" | "ts!" | "lit!" | "ts!~" | "lit!~"
+        ) {
             return compile_error(&format!(
                 "{}:{}: unknown kind {kind:?}",
                 path.display(),
@@ -164,7 +171,8 @@ pub fn oracle_cases(input: TokenStream) -> TokenStream {
         let _ = write!(out, "({kind:?}, {case_input:?}, {dump:?}),");
     }
     out.push_str("] }");
-    out.parse().unwrap_or_else(|_| compile_error("oracle_cases: generated code does not parse"))
+    out.parse()
+        .unwrap_or_else(|_| compile_error("oracle_cases: generated code does not parse"))
 }
 
 /// `oracle_files!()`: `&[(path, dump)]` for every `.rs` file under `src/` of
@@ -182,17 +190,22 @@ pub fn oracle_files(_input: TokenStream) -> TokenStream {
     files.sort();
     let mut out = String::from("&[");
     for file in &files {
-        let Ok(source) = std::fs::read_to_string(file) else { continue };
+        let Ok(source) = std::fs::read_to_string(file) else {
+            continue;
+        };
         let path = file.display().to_string();
         let _ = write!(out, "({path:?}, {:?}),", dump_token_stream(&source));
     }
     out.push(']');
-    out.parse().unwrap_or_else(|_| compile_error("oracle_files: generated code does not parse"))
+    out.parse()
+        .unwrap_or_else(|_| compile_error("oracle_files: generated code does not parse"))
 }
 
 fn manifest_dir() -> PathBuf {
     // The calling crate's, as cargo sets it for the rustc compiling it.
-    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_default()
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_default()
 }
 
 /// `$CARGO_HOME/registry/src/*/NAME-VERSION` with the highest version.
@@ -201,14 +214,21 @@ fn newest_registry_crate(name: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))?;
     let mut best: Option<(Vec<u64>, PathBuf)> = None;
-    for index in std::fs::read_dir(cargo_home.join("registry/src")).ok()?.flatten() {
-        let Ok(entries) = std::fs::read_dir(index.path()) else { continue };
+    for index in std::fs::read_dir(cargo_home.join("registry/src"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(entries) = std::fs::read_dir(index.path()) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let file_name = entry.file_name();
             let Some(version) = file_name.to_str().and_then(|n| n.strip_prefix(name)) else {
                 continue;
             };
-            let Some(version) = version.strip_prefix('-') else { continue };
+            let Some(version) = version.strip_prefix('-') else {
+                continue;
+            };
             // `serde-1.0.0` but not `serde-value-0.7`; pre-releases sort
             // by their numeric parts only.
             if !version.starts_with(|c: char| c.is_ascii_digit()) {
@@ -227,7 +247,9 @@ fn newest_registry_crate(name: &str) -> Option<PathBuf> {
 }
 
 fn collect_rs_files(dir: &Path, files: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
