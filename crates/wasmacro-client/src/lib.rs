@@ -45,6 +45,12 @@ pub struct SpanTable {
     input: Vec<protocol::Token>,
 }
 
+impl Default for SpanTable {
+    fn default() -> Self {
+        SpanTable::new()
+    }
+}
+
 /// Bits of a handle that index the table; the rest is the generation.
 const INDEX_BITS: u32 = 24;
 const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;

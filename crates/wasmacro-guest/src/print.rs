@@ -61,12 +61,13 @@ fn glue(trees: &[TokenTree]) -> Vec<PrintToken<'_>> {
     let mut tokens: Vec<PrintToken<'_>> = Vec::with_capacity(trees.len());
     for tree in trees {
         if let TokenTree::Punct(punct) = tree {
-            if let Some(PrintToken::Op { text, spacing }) = tokens.last_mut() {
-                if *spacing == Spacing::Joint && glues(text, punct.as_char()) {
-                    text.push(punct.as_char());
-                    *spacing = punct.spacing();
-                    continue;
-                }
+            if let Some(PrintToken::Op { text, spacing }) = tokens.last_mut()
+                && *spacing == Spacing::Joint
+                && glues(text, punct.as_char())
+            {
+                text.push(punct.as_char());
+                *spacing = punct.spacing();
+                continue;
             }
             tokens.push(PrintToken::Op {
                 text: punct.as_char().to_string(),
@@ -77,12 +78,11 @@ fn glue(trees: &[TokenTree]) -> Vec<PrintToken<'_>> {
                 text,
                 spacing: Spacing::Joint,
             }) = tokens.last()
+                && text == "'"
             {
-                if text == "'" {
-                    tokens.pop();
-                    tokens.push(PrintToken::Lifetime(format!("'{ident}")));
-                    continue;
-                }
+                tokens.pop();
+                tokens.push(PrintToken::Lifetime(format!("'{ident}")));
+                continue;
             }
             tokens.push(PrintToken::Tree(tree));
         } else {
@@ -107,10 +107,11 @@ fn print_trees(trees: &[TokenTree], out: &mut String) {
             }
             PrintToken::Tree(tree) => print_tree(tree, out),
         };
-        if let Some(next) = iter.peek() {
-            if spacing == Spacing::Alone && space_between(token, next) {
-                out.push(' ');
-            }
+        if let Some(next) = iter.peek()
+            && spacing == Spacing::Alone
+            && space_between(token, next)
+        {
+            out.push(' ');
         }
     }
 }
@@ -176,12 +177,11 @@ fn space_between(first: &PrintToken<'_>, second: &PrintToken<'_>) -> bool {
     // `let (a, b)` keeps its space.
     if let (PrintToken::Tree(TokenTree::Ident(ident)), PrintToken::Tree(TokenTree::Group(group))) =
         (first, second)
+        && group.delimiter() == Delimiter::Parenthesis
     {
-        if group.delimiter() == Delimiter::Parenthesis {
-            let name = ident.name();
-            if ident.is_raw() || !is_reserved(name) || matches!(name, "fn" | "Self" | "pub") {
-                return false;
-            }
+        let name = ident.name();
+        if ident.is_raw() || !is_reserved(name) || matches!(name, "fn" | "Self" | "pub") {
+            return false;
         }
     }
     // `#` + `[`: `#[attr]`

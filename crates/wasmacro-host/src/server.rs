@@ -147,7 +147,7 @@ pub fn serve_with_stats(
             }
             Err(e) => (Err(e), String::new()),
         };
-        let result = result.and_then(|tokens| validate_output(tokens));
+        let result = result.and_then(validate_output);
         stats.expansions += 1;
         stats.failures += u64::from(result.is_err());
         stats.busy += started.elapsed();
