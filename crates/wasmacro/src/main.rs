@@ -4,6 +4,7 @@
 //! The binary has one job per subcommand and adds context to the libraries'
 //! typed errors; it must never swallow an error, or change a rustc exit code.
 
+mod expand;
 mod rustc_wrapper;
 
 use anyhow::{Context, Result, bail};
@@ -43,6 +44,20 @@ enum Command {
         /// Where to write `<name>.wasm` and `<name>.macros.json`.
         #[arg(long, default_value = ".")]
         out_dir: PathBuf,
+    },
+    /// Run one macro of a component on Rust source (a file, or stdin) and
+    /// print what it expands to.
+    Expand {
+        /// The component.
+        component: PathBuf,
+        /// The macro's name (the derive's trait name for a derive).
+        #[arg(value_name = "MACRO")]
+        macro_name: String,
+        /// The input file; stdin if absent.
+        input: Option<PathBuf>,
+        /// An attribute macro's own arguments, e.g. `--args 'rename = "x"'`.
+        #[arg(long)]
+        args: Option<String>,
     },
     /// Show what a component exports and imports.
     Inspect {
@@ -100,6 +115,12 @@ fn main() -> ExitCode {
             out_dir,
         } => build(path, krate, features, no_default_features, out_dir).map(|()| ExitCode::SUCCESS),
         Command::Inspect { component } => inspect(component).map(|()| ExitCode::SUCCESS),
+        Command::Expand {
+            component,
+            macro_name,
+            input,
+            args,
+        } => run_expand(component, macro_name, input, args).map(|()| ExitCode::SUCCESS),
         Command::Rustc { args } => rustc_wrapper::run(args),
         Command::Serve => serve().map(|()| ExitCode::SUCCESS),
     })
@@ -191,6 +212,37 @@ fn inspect(component: PathBuf) -> Result<()> {
         "imports": imports,
     });
     println!("{}", serde_json::to_string_pretty(&listing)?);
+    Ok(())
+}
+
+fn run_expand(
+    component: PathBuf,
+    macro_name: String,
+    input: Option<PathBuf>,
+    args: Option<String>,
+) -> Result<()> {
+    let (source, file) = match &input {
+        Some(path) => (
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => {
+            let mut source = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut source)
+                .context("reading stdin")?;
+            (source, "<stdin>".to_string())
+        }
+    };
+    let runtime = runtime()?;
+    let expanded = expand::run(
+        &runtime,
+        &component,
+        &macro_name,
+        &source,
+        args.as_deref(),
+        &file,
+    )?;
+    println!("{expanded}");
     Ok(())
 }
 

@@ -209,3 +209,48 @@ fn a_broken_component_given_to_rustc_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn expand_runs_one_macro_on_source_text() {
+    let wasm = component("api-macros");
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = wasmacro()
+            .arg("expand")
+            .arg(&wasm)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // The macro looks at its input's second token: spans and printing work
+    // outside rustc too.
+    let output = run(&["point_at"], "first second third");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("pointing at `second`"));
+    // The observations the derive makes include source text and positions.
+    let output = run(&["Inspect"], "struct S {\n    field: u8,\n}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success()
+            && stdout.contains("@2:5-2:10")
+            && stdout.contains("Some(\\\"field\\\")"),
+        "{stdout}"
+    );
+    // Unknown macros name the ones that exist.
+    let output = run(&["nope"], "");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("no macro named `nope`")
+            && stderr.contains("point_at"),
+        "{stderr}"
+    );
+}
