@@ -539,19 +539,10 @@ fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), BuildError> {
     if std::fs::read(path).is_ok_and(|existing| existing == contents) {
         return Ok(());
     }
-    // Through a temporary file and a rename: a concurrent build reading the
-    // same shared file never sees it half-written.
-    let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io_error(format!("creating {}", parent.display())))?;
-    let mut file = tempfile::NamedTempFile::new_in(parent)
-        .map_err(io_error(format!("writing {}", path.display())))?;
-    std::io::Write::write_all(&mut file, contents)
-        .map_err(io_error(format!("writing {}", path.display())))?;
-    file.persist(path).map_err(|e| BuildError::Io {
-        what: format!("writing {}", path.display()),
-        source: e.error,
-    })?;
-    Ok(())
+    // A concurrent build reading the same shared file never sees it
+    // half-written.
+    wasmacro_host::write_atomically(path, &[contents])
+        .map_err(io_error(format!("writing {}", path.display())))
 }
 
 fn content_key(parts: &[&[u8]]) -> String {

@@ -19,12 +19,9 @@ use std::sync::Mutex;
 use wasmacro_protocol as protocol;
 pub use wasmacro_protocol::MacroKind as Kind;
 use wasmacro_protocol::{
-    ExpandFailure, ExpandRequest, MacroKind, PROTOCOL_VERSION, ServerMessage, ShimMessage,
-    SpanAnswer, SpanHandle, SpanQuery, read_frame, write_frame,
+    ExpandFailure, ExpandRequest, MacroKind, PROTOCOL_VERSION, SERVER_ENV, ServerMessage,
+    ShimMessage, SpanAnswer, SpanHandle, SpanQuery, read_frame, write_frame,
 };
-
-/// The environment variable naming the `wasmacro` executable to start.
-pub const SERVER_ENV: &str = "WASMACRO_SERVER";
 
 /// The real spans of one expansion; the guest only ever sees indices.
 ///

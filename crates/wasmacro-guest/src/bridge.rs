@@ -274,6 +274,11 @@ pub mod __private {
         crate::lexer::literal(text, Span::call_site())
     }
 
+    /// Whether `Punct::new` accepts `ch`.
+    pub fn is_valid_punct(ch: char) -> bool {
+        crate::LEGAL_PUNCT_CHARS.contains(&ch)
+    }
+
     /// The check behind `Ident::new` / `Ident::new_raw`, with rustc's message.
     pub fn validate_ident(name: &str, is_raw: bool) -> Result<(), String> {
         crate::lexer::validate_ident(name, is_raw)

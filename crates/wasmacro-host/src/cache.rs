@@ -132,7 +132,10 @@ impl ComponentCache {
         let path = self.dir.component(&hash);
         let up_to_date = fs::read(&path).is_ok_and(|existing| existing == bytes);
         if !up_to_date {
-            write_atomically(&path, &[bytes])?;
+            write_atomically(&path, &[bytes]).map_err(|source| LoadError::Io {
+                path: path.clone(),
+                source,
+            })?;
         }
         Ok(hash)
     }
@@ -209,19 +212,18 @@ fn verified_payload(entry: &[u8]) -> Option<&[u8]> {
 }
 
 /// Writes `parts` to `path` through a temporary file and a rename.
-pub(crate) fn write_atomically(path: &Path, parts: &[&[u8]]) -> Result<(), LoadError> {
-    let io = |source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+///
+/// Every file wasmacro shares between processes is written this way: a
+/// concurrent reader sees the old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
     for part in parts {
-        file.write_all(part).map_err(io)?;
+        file.write_all(part)?;
     }
-    file.as_file().sync_data().map_err(io)?;
-    file.persist(path).map_err(|e| io(e.error))?;
+    file.as_file().sync_data()?;
+    file.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 

@@ -330,7 +330,7 @@ fn describe_trap(error: &wasmtime::Error, fuel: u64) -> String {
         Some(trap) => format!("the macro trapped: {trap}"),
         None => {
             let text = format!("{error:#}");
-            if text.contains("growing memory") || text.contains("memory") {
+            if text.contains("memory") {
                 format!("the macro exceeded its memory limit: {text}")
             } else {
                 format!("the macro failed: {text}")

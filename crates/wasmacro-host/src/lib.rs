@@ -20,7 +20,7 @@ mod instance;
 pub mod server;
 mod wasi;
 
-pub use cache::{CacheDir, ComponentCache, ComponentHash};
+pub use cache::{CacheDir, ComponentCache, ComponentHash, write_atomically};
 pub use error::{ExpandError, LoadError};
 pub use instance::{
     Isolation, LoadedComponent, MacroInstance, Runtime, RuntimeConfig, SpanOracle, SpanOracleError,

@@ -116,7 +116,7 @@ pub fn serve_with_stats(
     let Some((component, mut stats)) = handshake(runtime, &channel)? else {
         return Ok(());
     };
-    let isolation = runtime_isolation(runtime);
+    let isolation = runtime.config().isolation;
     let mut instance: Option<MacroInstance> = None;
     loop {
         let message = lock(&channel).receive()?;
@@ -196,7 +196,7 @@ fn validate_output(tokens: Vec<Token>) -> Result<Vec<Token>, ExpandError> {
                     )));
                 }
             }
-            Token::Punct { ch, .. } if !"=<>!~+-*/%^&|@.,;:#$?'".contains(*ch) => {
+            Token::Punct { ch, .. } if !guest_proc_macro::__private::is_valid_punct(*ch) => {
                 return Err(ExpandError::InvalidOutput(format!(
                     "an invalid punctuation character {ch:?}"
                 )));
@@ -214,10 +214,6 @@ fn variant_name(message: &ShimMessage) -> &'static str {
         ShimMessage::Expand(_) => "an expansion request",
         ShimMessage::SpanAnswer(_) => "a span answer",
     }
-}
-
-fn runtime_isolation(runtime: &Runtime) -> Isolation {
-    runtime.config().isolation
 }
 
 /// Reads `Hello`, loads the component, answers `Ready` or `Fatal`.

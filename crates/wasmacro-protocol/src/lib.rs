@@ -29,6 +29,10 @@ pub use codec::{DecodeError, Decoder, Encoder, read_frame, write_frame};
 /// their versions are equal.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The environment variable through which `wasmacro rustc` tells the shims
+/// which `wasmacro` executable to start as their server.
+pub const SERVER_ENV: &str = "WASMACRO_SERVER";
+
 /// The largest frame either side accepts (256 MiB), so a corrupt length prefix
 /// cannot make the reader allocate without bound.
 pub const MAX_FRAME_LEN: u32 = 256 << 20;

@@ -55,7 +55,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
     let mut command = Command::new(&rustc);
     command
         .args(&out)
-        .env(wasmacro_client_env::SERVER, server)
+        .env(wasmacro_protocol::SERVER_ENV, server)
         .env(CacheDir::ENV, cache.root());
     if let Some(dir) = &stats_dir {
         command.env(STATS_ENV, dir.path());
@@ -152,11 +152,6 @@ fn print_summary(args: &[OsString], stats_dir: &Path) {
             "", name, row.place, expansions, failed, time
         );
     }
-}
-
-/// The environment the shims read (kept in sync with `wasmacro-client`).
-mod wasmacro_client_env {
-    pub const SERVER: &str = "WASMACRO_SERVER";
 }
 
 /// `NAME=PATH.wasm` -> `NAME=SHIM`; anything else unchanged.
