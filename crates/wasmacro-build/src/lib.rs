@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod lockfile;
 pub mod rewrite;
 
 use std::collections::BTreeMap;
@@ -98,6 +99,10 @@ pub struct BuildOptions {
     pub cargo: PathBuf,
     /// The rustc for the guest crate (the one cargo will use).
     pub rustc: PathBuf,
+    /// The consuming project's lock entries for the package and its
+    /// dependencies ([`lockfile::dependency_closure`]): the build starts from
+    /// them, so it uses the versions the native build uses.
+    pub lockfile: Option<String>,
 }
 
 impl BuildOptions {
@@ -115,6 +120,7 @@ impl BuildOptions {
             cache,
             cargo: tool("CARGO", "cargo"),
             rustc: tool("RUSTC", "rustc"),
+            lockfile: None,
         }
     }
 }
@@ -232,10 +238,29 @@ struct Package {
     lib_path: PathBuf,
 }
 
+/// What a build reports while it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuildEvent {
+    /// The same package, options, dependency versions and toolchain were
+    /// built before: the component comes from the cache without running cargo.
+    Cached,
+    /// cargo started compiling a crate of the component (`name vX.Y.Z`).
+    Compiling(String),
+}
+
 /// Builds the component for `options` and stores it in the cache.
 pub fn build_component(
     options: &BuildOptions,
     runtime: &Runtime,
+) -> Result<BuiltComponent, BuildError> {
+    build_component_with_progress(options, runtime, &|_| {})
+}
+
+/// [`build_component`], reporting progress to `progress`.
+pub fn build_component_with_progress(
+    options: &BuildOptions,
+    runtime: &Runtime,
+    progress: &dyn Fn(BuildEvent),
 ) -> Result<BuiltComponent, BuildError> {
     let package = locate(options)?;
     tracing::info!(package = %package.name, version = %package.version, "building component");
@@ -256,7 +281,27 @@ pub fn build_component(
         key.update(path.as_bytes());
         key.update(text.as_bytes());
     }
+    if let Some(lock) = &options.lockfile {
+        key.update(lock.as_bytes());
+    }
     let key = key.finalize().to_hex();
+    // The guest rlib's directory is named by the rustc version and the guest
+    // sources: with the work key, everything the component depends on.
+    let guest_key = guest_rlib
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let record = options.cache.root().join("built").join(format!(
+        "{}-{}-{}",
+        package.name,
+        package.version,
+        content_key(&[key.as_bytes(), guest_key.as_bytes()])
+    ));
+    if let Some(built) = cached_build(&record, &package, runtime) {
+        progress(BuildEvent::Cached);
+        return Ok(built);
+    }
     let work = options.cache.root().join("build").join(format!(
         "{}-{}-{}",
         package.name,
@@ -302,7 +347,15 @@ pub fn build_component(
         write_if_changed(&work.join("glue").join(relative), text.as_bytes())?;
     }
     write_wrapper(&work, &package, options, &rewritten.macros)?;
-    let wasm = cargo_build(options, &work, &package, &guest_rlib)?;
+    // Seeded once: cargo then adds the glue's dependencies and keeps the
+    // locked versions of everything else.
+    if let Some(lock) = &options.lockfile {
+        let path = work.join("Cargo.lock");
+        if !path.exists() {
+            write_if_changed(&path, lock.as_bytes())?;
+        }
+    }
+    let wasm = cargo_build(options, &work, &package, &guest_rlib, progress)?;
     let bytes = std::fs::read(&wasm).map_err(io_error(format!("reading {}", wasm.display())))?;
 
     let invalid = |reason: String| BuildError::Invalid {
@@ -328,12 +381,31 @@ pub fn build_component(
         .cache()
         .insert(&bytes)
         .map_err(|e| invalid(e.to_string()))?;
+    write_if_changed(&record, hash.as_str().as_bytes())?;
     Ok(BuiltComponent {
         package: package.name,
         version: package.version,
         hash,
         bytes,
         macros,
+        imports,
+    })
+}
+
+/// The component a previous build recorded under `record`, if it is still in
+/// the cache and loads; anything else means "build again".
+fn cached_build(record: &Path, package: &Package, runtime: &Runtime) -> Option<BuiltComponent> {
+    let text = std::fs::read_to_string(record).ok()?;
+    let hash = ComponentHash::parse(text.trim())?;
+    let bytes = runtime.cache().component_bytes(&hash).ok()?;
+    let imports = runtime.imports(&bytes, &package.name).ok()?;
+    let loaded = runtime.load(&hash).ok()?;
+    Some(BuiltComponent {
+        package: package.name.clone(),
+        version: package.version.clone(),
+        hash,
+        macros: loaded.declarations().to_vec(),
+        bytes,
         imports,
     })
 }
@@ -625,11 +697,23 @@ fn ensure_guest(options: &BuildOptions) -> Result<PathBuf, BuildError> {
     Ok(rlib)
 }
 
+/// `CARGO_*` variables the component build keeps: where cargo lives, how it
+/// reaches registries, and the jobserver that bounds parallelism.
+const INHERITED_CARGO_ENV: &[&str] = &[
+    "CARGO_HOME",
+    "CARGO_MAKEFLAGS",
+    "CARGO_NET_",
+    "CARGO_HTTP_",
+    "CARGO_REGISTRIES_",
+    "CARGO_REGISTRY_",
+];
+
 fn cargo_build(
     options: &BuildOptions,
     work: &Path,
     package: &Package,
     guest_rlib: &Path,
+    progress: &dyn Fn(BuildEvent),
 ) -> Result<PathBuf, BuildError> {
     let target_dir = options.cache.root().join("target");
     let cargo_home = std::env::var_os("CARGO_HOME")
@@ -664,7 +748,8 @@ fn cargo_build(
     if let Some(home) = cargo_home {
         flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
     }
-    let output = Command::new(&options.cargo)
+    let mut command = Command::new(&options.cargo);
+    command
         .current_dir(work)
         .args([
             "build",
@@ -672,6 +757,7 @@ fn cargo_build(
             "--target",
             WASM_TARGET,
             "--message-format=short",
+            "--color=never",
         ])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -680,12 +766,42 @@ fn cargo_build(
         .env_remove("RUSTFLAGS")
         .env_remove("RUSTC_WRAPPER")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    // When run from a build script or rustc wrapper, the environment carries
+    // cargo's settings for *that* build (profile overrides, the package being
+    // compiled, …): none of them may reach the component's build.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_") && !INHERITED_CARGO_ENV.iter().any(|p| name.starts_with(p)) {
+            command.env_remove(&*name);
+        }
+    }
+    let mut child = command
+        .spawn()
         .map_err(io_error(format!("running {}", options.cargo.display())))?;
-    if !output.status.success() {
+    let mut stderr = String::new();
+    if let Some(pipe) = child.stderr.take() {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(pipe).lines() {
+            let line = line.map_err(io_error("reading cargo's output"))?;
+            if let Some(unit) = line.trim_start().strip_prefix("Compiling ") {
+                progress(BuildEvent::Compiling(
+                    unit.split(" (").next().unwrap_or(unit).to_string(),
+                ));
+            }
+            stderr.push_str(&line);
+            stderr.push('\n');
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(io_error(format!("running {}", options.cargo.display())))?;
+    if !status.success() {
         return Err(BuildError::Cargo {
             package: package.name.clone(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            stderr,
         });
     }
     let artifact = format!("wasmacro_component_{}.wasm", package.name.replace('-', "_"));

@@ -10,13 +10,23 @@ use std::process::{Command, ExitCode};
 use wasmacro_host::{CacheDir, Runtime, RuntimeConfig};
 use wasmacro_shim::ShimSpec;
 
-/// Whether an argument names a rustc executable (cargo's wrapper convention).
+/// Whether an argument names a rustc executable (cargo's wrapper convention;
+/// under `cargo clippy` the "rustc" is `clippy-driver`).
 pub fn looks_like_rustc(arg: &OsStr) -> bool {
     Path::new(arg)
         .file_stem()
         .and_then(OsStr::to_str)
-        .is_some_and(|stem| stem == "rustc" || stem.ends_with("-rustc"))
+        .is_some_and(|stem| stem == "rustc" || stem.ends_with("-rustc") || stem == "clippy-driver")
 }
+
+/// The line the wrapper adds to `rustc -vV`. cargo hashes that output into
+/// every unit's metadata, so builds through the wrapper get their own
+/// artifacts and fingerprints and never overwrite a native build's.
+pub const VERSION_LINE: &str = concat!(
+    "wasmacro: ",
+    env!("CARGO_PKG_VERSION"),
+    " (wasmacro:proc-macro@0.1.0)"
+);
 
 /// Runs rustc (`args[0]`) with `args[1..]`, wasm externs replaced.
 pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
@@ -25,6 +35,12 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
             "`wasmacro rustc` needs the rustc to run, e.g. `wasmacro rustc rustc main.rs`"
         );
     };
+    if rest == ["-vV"] {
+        return print_version(rustc);
+    }
+    if let Some(result) = crate::macro_unit::compile(&args) {
+        return result;
+    }
     let rustc = PathBuf::from(rustc);
     let cache = CacheDir::from_env();
     let mut runtime: Option<Runtime> = None;
@@ -67,6 +83,24 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         print_summary(rest, dir.path());
     }
     Ok(match status.code() {
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+fn print_version(rustc: &OsStr) -> Result<ExitCode> {
+    let output = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .with_context(|| format!("running `{} -vV`", Path::new(rustc).display()))?;
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&output.stdout)?;
+    if output.status.success() {
+        writeln!(stdout, "{VERSION_LINE}")?;
+    }
+    std::io::stderr().write_all(&output.stderr)?;
+    Ok(match output.status.code() {
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })

@@ -1,0 +1,329 @@
+//! What the rustc wrapper does with a proc-macro crate under `cargo wasmacro`:
+//! cargo asks for `lib<name><extra>.so`; the wrapper builds (or finds) the
+//! package's component and puts a shim forwarding to it in that place, so
+//! cargo's scheduling, fingerprints and `--extern` flags all stay cargo's own.
+//!
+//! The macro crate itself is still checked by the real rustc
+//! (`--emit=dep-info,metadata`): its own diagnostics and the dep-info cargo
+//! fingerprints with are exactly the native build's.
+
+use crate::policy::{Placement, Policy, author_opted_in};
+use crate::status;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use wasmacro_build::{BuildEvent, BuildOptions, PackageSource};
+use wasmacro_host::{CacheDir, Runtime, RuntimeConfig};
+
+/// Set (to the workspace root) when proc-macro crates should become
+/// components: by `cargo wasmacro`, or by a `.cargo/config.toml` opt-in.
+pub const WORKSPACE_ENV: &str = "WASMACRO_WORKSPACE";
+/// Set to fail, rather than fall back to native, when a macro cannot run as wasm.
+pub const STRICT_ENV: &str = "WASMACRO_STRICT";
+/// A directory where this `cargo wasmacro` run collects unit records.
+pub const SESSION_ENV: &str = "WASMACRO_SESSION";
+
+/// What became of one proc-macro unit; kept next to its artifact so later runs
+/// that find the unit fresh can still report it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnitRecord {
+    /// The package name.
+    pub package: String,
+    /// The package version.
+    pub version: String,
+    /// The crate name (what `--extern` calls it).
+    pub crate_name: String,
+    /// Where its macros run.
+    pub placement: Placement,
+    /// The component's hash, when wasm.
+    pub component: Option<String>,
+}
+
+impl UnitRecord {
+    /// The record file's extension.
+    pub const EXTENSION: &'static str = "wasmacro";
+}
+
+/// A proc-macro crate as cargo asks rustc to build it.
+struct MacroUnit {
+    crate_name: String,
+    out_dir: PathBuf,
+    extra_filename: String,
+    features: Vec<String>,
+    package: String,
+    version: String,
+    manifest_dir: PathBuf,
+}
+
+impl MacroUnit {
+    /// The unit, if `args` build a proc-macro library cargo-style.
+    fn from_args(args: &[OsString]) -> Option<MacroUnit> {
+        let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
+        let value =
+            |flag: &str| -> Option<&str> { args.windows(2).find(|w| w[0] == flag).map(|w| w[1]) };
+        if value("--crate-type") != Some("proc-macro") || args.contains(&"--test") {
+            return None;
+        }
+        let emit = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--emit="))
+            .unwrap_or("link");
+        if !emit.split(',').any(|e| e == "link") {
+            return None;
+        }
+        let codegen = |key: &str| {
+            args.windows(2)
+                .filter(|w| w[0] == "-C")
+                .find_map(|w| w[1].strip_prefix(key))
+        };
+        let features = args
+            .windows(2)
+            .filter(|w| w[0] == "--cfg")
+            .filter_map(|w| w[1].strip_prefix("feature=\"")?.strip_suffix('"'))
+            .map(str::to_string)
+            .collect();
+        let env = |name: &str| std::env::var(name).ok();
+        Some(MacroUnit {
+            crate_name: value("--crate-name")?.to_string(),
+            out_dir: PathBuf::from(value("--out-dir")?),
+            extra_filename: codegen("extra-filename=").unwrap_or("").to_string(),
+            features,
+            package: env("CARGO_PKG_NAME")?,
+            version: env("CARGO_PKG_VERSION")?,
+            manifest_dir: PathBuf::from(env("CARGO_MANIFEST_DIR")?),
+        })
+    }
+
+    fn stem(&self) -> String {
+        format!("{}{}", self.crate_name, self.extra_filename)
+    }
+
+    fn dylib(&self) -> PathBuf {
+        self.out_dir.join(format!(
+            "{}{}{}",
+            std::env::consts::DLL_PREFIX,
+            self.stem(),
+            std::env::consts::DLL_SUFFIX
+        ))
+    }
+
+    fn describe(&self) -> String {
+        format!("{} v{}", self.package, self.version)
+    }
+}
+
+/// Handles the invocation if it builds a proc-macro crate under a wasmacro
+/// workspace; `None` means "not ours, run rustc as is".
+pub fn compile(command: &[OsString]) -> Option<Result<ExitCode>> {
+    let workspace = PathBuf::from(std::env::var_os(WORKSPACE_ENV)?);
+    let unit = MacroUnit::from_args(command.get(1..)?)?;
+    Some(compile_unit(command, &unit, &workspace))
+}
+
+fn compile_unit(command: &[OsString], unit: &MacroUnit, workspace: &Path) -> Result<ExitCode> {
+    let policy = match std::env::var(Policy::ENV) {
+        Ok(value) => Policy::from_env(&value)?,
+        Err(_) => {
+            let manifest = workspace.join("Cargo.toml");
+            let text = std::fs::read_to_string(&manifest).with_context(|| {
+                format!("reading the wasmacro policy in {}", manifest.display())
+            })?;
+            Policy::from_manifest(&text, &manifest.display().to_string())?
+        }
+    };
+    let opted_in = std::fs::read_to_string(unit.manifest_dir.join("Cargo.toml"))
+        .map(|text| author_opted_in(&text))
+        .unwrap_or(false);
+    let placement = policy.place(&unit.package, opted_in);
+    if !matches!(placement, Placement::Wasm(_)) {
+        return compile_native(command, unit, placement);
+    }
+
+    status::print("Compiling", &format!("{} (wasm)", unit.describe()));
+    let component = match component_for(command, unit, workspace) {
+        Ok(component) => component,
+        Err(reason) => {
+            if std::env::var_os(STRICT_ENV).is_some() {
+                bail!(
+                    "`{}` cannot run as wasm ({reason}); `--strict` forbids running it natively",
+                    unit.describe()
+                );
+            }
+            status::warn(&format!("{} runs natively: {reason}", unit.describe()));
+            return compile_native(command, unit, Placement::Fallback(reason));
+        }
+    };
+
+    // The macro crate's own diagnostics and dep-info come from the real
+    // rustc; only the dylib is the shim.
+    let mut check = command.to_vec();
+    for arg in &mut check[1..] {
+        if arg.to_str().is_some_and(|a| a.starts_with("--emit=")) {
+            *arg = OsString::from("--emit=dep-info,metadata");
+        }
+    }
+    let status = run(&check)?;
+    let rmeta = unit.out_dir.join(format!("lib{}.rmeta", unit.stem()));
+    let _ = std::fs::remove_file(&rmeta);
+    if !status.success() {
+        return Ok(exit_code(status));
+    }
+    let dylib = unit.dylib();
+    let bytes = std::fs::read(&component.shim)
+        .with_context(|| format!("reading the shim {}", component.shim.display()))?;
+    wasmacro_host::write_atomically(&dylib, &[&bytes])
+        .with_context(|| format!("writing {}", dylib.display()))?;
+    finish(unit, placement, Some(component.hash))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+struct UnitComponent {
+    hash: String,
+    shim: PathBuf,
+}
+
+/// The component and shim for `unit`, or the one-line reason it cannot run as
+/// wasm.
+fn component_for(
+    command: &[OsString],
+    unit: &MacroUnit,
+    workspace: &Path,
+) -> Result<UnitComponent, String> {
+    let rustc = real_rustc(command);
+    let cache = CacheDir::from_env();
+    let runtime = Runtime::new(cache.clone(), RuntimeConfig::default())
+        .map_err(|e| format!("the wasm runtime did not start: {e}"))?;
+    let mut options = BuildOptions::new(
+        PackageSource::Path(unit.manifest_dir.clone()),
+        cache.clone(),
+    );
+    // cargo's `--cfg feature=…` flags are the complete resolved set.
+    options.features = unit.features.clone();
+    options.no_default_features = true;
+    options.rustc = rustc.clone();
+    let lock = workspace.join("Cargo.lock");
+    if let Ok(text) = std::fs::read_to_string(&lock) {
+        match wasmacro_build::lockfile::dependency_closure(&text, &unit.package, &unit.version) {
+            Ok(closure) => options.lockfile = Some(closure),
+            Err(e) => tracing::warn!("{}: {e}; resolving its dependencies afresh", lock.display()),
+        }
+    }
+    let for_unit = format!("wasm, for {}", unit.package);
+    let progress = |event: BuildEvent| {
+        if let BuildEvent::Compiling(crate_) = event {
+            status::print("Compiling", &format!("{crate_} ({for_unit})"));
+        }
+    };
+    let built = wasmacro_build::build_component_with_progress(&options, &runtime, &progress)
+        .map_err(|e| one_line_reason(&e))?;
+    if let Some(import) = built
+        .imports
+        .iter()
+        .find(|i| i.starts_with("wasi:filesystem/") || i.starts_with("wasi:sockets/"))
+    {
+        let needs = if import.starts_with("wasi:filesystem/") {
+            "the filesystem"
+        } else {
+            "the network"
+        };
+        return Err(format!("it needs {needs} (imports {import})"));
+    }
+    let spec = wasmacro_shim::ShimSpec {
+        crate_name: &unit.crate_name,
+        component: built.hash.as_str(),
+        macros: &built.macros,
+    };
+    let shim = wasmacro_shim::ensure_shim(&rustc, &cache.root().join("shims"), &spec)
+        .map_err(|e| format!("its shim did not compile: {e}"))?;
+    Ok(UnitComponent {
+        hash: built.hash.as_str().to_string(),
+        shim,
+    })
+}
+
+/// The first line that says what went wrong: rustc's first error, not cargo's
+/// summary of it.
+fn one_line_reason(error: &wasmacro_build::BuildError) -> String {
+    let text = error.to_string();
+    let first_error = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("error") && !l.starts_with("error: could not compile"));
+    let line = first_error.or_else(|| text.lines().next()).unwrap_or("");
+    format!("its wasm build failed: {line}")
+}
+
+/// The rustc that cargo's command runs: under clippy the command is
+/// `clippy-driver rustc …`.
+fn real_rustc(command: &[OsString]) -> PathBuf {
+    let is_driver = Path::new(&command[0])
+        .file_stem()
+        .is_some_and(|s| s == OsStr::new("clippy-driver"));
+    match command.get(1) {
+        Some(next) if is_driver => PathBuf::from(next),
+        _ => PathBuf::from(&command[0]),
+    }
+}
+
+fn compile_native(
+    command: &[OsString],
+    unit: &MacroUnit,
+    placement: Placement,
+) -> Result<ExitCode> {
+    let status = run(command)?;
+    if status.success() {
+        finish(unit, placement, None)?;
+    }
+    Ok(exit_code(status))
+}
+
+/// Records the unit and makes cargo track the policy: the `env-dep` line is
+/// how rustc tells cargo about `env!`, so cargo rebuilds the unit when
+/// [`Policy::ENV`] changes.
+fn finish(unit: &MacroUnit, placement: Placement, component: Option<String>) -> Result<()> {
+    let dep_info = unit.out_dir.join(format!("{}.d", unit.stem()));
+    let policy = std::env::var(Policy::ENV).unwrap_or_default();
+    let mut text = std::fs::read_to_string(&dep_info)
+        .with_context(|| format!("reading {}", dep_info.display()))?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!("# env-dep:{}={policy}\n", Policy::ENV));
+    std::fs::write(&dep_info, text).with_context(|| format!("writing {}", dep_info.display()))?;
+
+    let record = UnitRecord {
+        package: unit.package.clone(),
+        version: unit.version.clone(),
+        crate_name: unit.crate_name.clone(),
+        placement,
+        component,
+    };
+    let json = serde_json::to_string(&record)? + "\n";
+    let path = unit
+        .out_dir
+        .join(format!("{}.{}", unit.stem(), UnitRecord::EXTENSION));
+    wasmacro_host::write_atomically(&path, &[json.as_bytes()])
+        .with_context(|| format!("writing {}", path.display()))?;
+    if let Some(session) = std::env::var_os(SESSION_ENV) {
+        let path = Path::new(&session).join(format!("{}.json", unit.stem()));
+        wasmacro_host::write_atomically(&path, &[json.as_bytes()])
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn run(command: &[OsString]) -> Result<std::process::ExitStatus> {
+    Command::new(&command[0])
+        .args(&command[1..])
+        .status()
+        .with_context(|| format!("running {}", Path::new(&command[0]).display()))
+}
+
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    match status.code() {
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    }
+}

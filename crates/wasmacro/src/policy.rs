@@ -1,0 +1,246 @@
+//! Which proc macros run as wasm: the project's policy
+//! (`[workspace.metadata.wasmacro]`, or the root package's
+//! `[package.metadata.wasmacro]`) and the macro author's opt-in
+//! (`[package.metadata.wasmacro] wasm = true` in the macro's own manifest).
+//!
+//! ```toml
+//! [workspace.metadata.wasmacro]
+//! run = "all"                 # or "opted-in", or ["serde_derive", "thiserror-impl"]
+//! deny = ["sqlx-macros"]      # never run as wasm
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Which macros the policy runs as wasm.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunSet {
+    /// Every proc macro (the default).
+    #[default]
+    All,
+    /// Those whose author opted in.
+    OptedIn,
+    /// The listed packages.
+    Listed(BTreeSet<String>),
+}
+
+/// A project's policy. Serialised (compactly, with sorted sets) it is the
+/// value of [`Policy::ENV`], which cargo tracks for every proc-macro unit:
+/// changing the policy rebuilds exactly the proc-macro crates.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Which macros run as wasm.
+    pub run: RunSet,
+    /// Packages that never run as wasm.
+    pub deny: BTreeSet<String>,
+}
+
+/// A policy that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {reason}")]
+pub struct PolicyError {
+    origin: String,
+    reason: String,
+}
+
+/// Where a proc macro runs, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "runs", content = "why")]
+pub enum Placement {
+    /// As a wasm component.
+    Wasm(String),
+    /// Natively, by the project's choice (`--strict` accepts this).
+    Native(String),
+    /// Natively, because it cannot run as wasm (`--strict` rejects this).
+    Fallback(String),
+}
+
+impl Placement {
+    /// `wasm` or `native`.
+    pub fn runs_as(&self) -> &'static str {
+        match self {
+            Placement::Wasm(_) => "wasm",
+            Placement::Native(_) | Placement::Fallback(_) => "native",
+        }
+    }
+
+    /// The one-line reason.
+    pub fn why(&self) -> &str {
+        match self {
+            Placement::Wasm(why) | Placement::Native(why) | Placement::Fallback(why) => why,
+        }
+    }
+}
+
+impl Policy {
+    /// The environment variable carrying the policy to the rustc wrapper.
+    pub const ENV: &'static str = "WASMACRO_POLICY";
+
+    /// The policy in a manifest: the workspace table if there is one, else
+    /// the package table, else the default (everything runs as wasm).
+    pub fn from_manifest(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+        let error = |reason: String| PolicyError {
+            origin: origin.to_string(),
+            reason,
+        };
+        let document: toml_edit::DocumentMut = text
+            .parse()
+            .map_err(|e: toml_edit::TomlError| error(e.to_string()))?;
+        let table = ["workspace", "package"].iter().find_map(|section| {
+            document
+                .get(section)?
+                .get("metadata")?
+                .get("wasmacro")?
+                .as_table_like()
+        });
+        let Some(table) = table else {
+            return Ok(Policy::default());
+        };
+        let mut policy = Policy::default();
+        for (key, value) in table.iter() {
+            match key {
+                "run" => {
+                    policy.run = match (value.as_str(), value.as_array()) {
+                        (Some("all"), _) => RunSet::All,
+                        (Some("opted-in"), _) => RunSet::OptedIn,
+                        (_, Some(list)) => {
+                            RunSet::Listed(names(list).map_err(|r| error(format!("`run`: {r}")))?)
+                        }
+                        _ => {
+                            return Err(error(format!(
+                                "`run` must be \"all\", \"opted-in\" or a list of package names, not `{}`",
+                                value.to_string().trim()
+                            )));
+                        }
+                    }
+                }
+                "deny" => {
+                    let list = value.as_array().ok_or_else(|| {
+                        error("`deny` must be a list of package names".to_string())
+                    })?;
+                    policy.deny = names(list).map_err(|r| error(format!("`deny`: {r}")))?;
+                }
+                // The author's opt-in lives in the same table of a macro
+                // package's own manifest.
+                "wasm" => {}
+                other => {
+                    return Err(error(format!(
+                        "unknown key `{other}` in [metadata.wasmacro] (expected `run` or `deny`)"
+                    )));
+                }
+            }
+        }
+        Ok(policy)
+    }
+
+    /// The policy as [`Policy::ENV`] carries it.
+    pub fn to_env(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The policy from [`Policy::ENV`]'s value.
+    pub fn from_env(value: &str) -> Result<Policy, PolicyError> {
+        serde_json::from_str(value).map_err(|e| PolicyError {
+            origin: Self::ENV.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Where `package` runs, given whether its author opted in.
+    pub fn place(&self, package: &str, author_opted_in: bool) -> Placement {
+        if self.deny.contains(package) {
+            return Placement::Native("denied by the project's policy".into());
+        }
+        match &self.run {
+            RunSet::All => Placement::Wasm("policy: all".into()),
+            RunSet::OptedIn if author_opted_in => Placement::Wasm("opted in by its author".into()),
+            RunSet::OptedIn => Placement::Native("its author has not opted in".into()),
+            RunSet::Listed(list) if list.contains(package) => {
+                Placement::Wasm("listed in the project's policy".into())
+            }
+            RunSet::Listed(_) => Placement::Native("not listed in the project's policy".into()),
+        }
+    }
+}
+
+fn names(list: &toml_edit::Array) -> Result<BTreeSet<String>, String> {
+    list.iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("expected package names, found `{}`", v.to_string().trim()))
+        })
+        .collect()
+}
+
+/// Whether a macro package's manifest says it can run as wasm
+/// (`[package.metadata.wasmacro] wasm = true`).
+pub fn author_opted_in(manifest: &str) -> bool {
+    manifest
+        .parse::<toml_edit::DocumentMut>()
+        .ok()
+        .and_then(|d| {
+            d.get("package")?
+                .get("metadata")?
+                .get("wasmacro")?
+                .get("wasm")?
+                .as_bool()
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_workspace_then_package_tables() {
+        let policy = Policy::from_manifest(
+            "[workspace.metadata.wasmacro]\nrun = [\"serde_derive\"]\ndeny = [\"b\"]\n",
+            "Cargo.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            policy.run,
+            RunSet::Listed(["serde_derive".to_string()].into())
+        );
+        assert_eq!(policy.place("serde_derive", false).runs_as(), "wasm");
+        assert_eq!(policy.place("other", true).runs_as(), "native");
+        assert_eq!(
+            policy.place("b", true),
+            Placement::Native("denied by the project's policy".into())
+        );
+        let policy =
+            Policy::from_manifest("[package.metadata.wasmacro]\nrun = \"opted-in\"\n", "x")
+                .unwrap();
+        assert_eq!(policy.place("a", true).runs_as(), "wasm");
+        assert_eq!(policy.place("a", false).runs_as(), "native");
+        assert_eq!(
+            Policy::from_manifest("[package]\n", "x").unwrap(),
+            Policy::default()
+        );
+        assert_eq!(Policy::from_env(&policy.to_env()).unwrap(), policy);
+    }
+
+    #[test]
+    fn bad_policies_name_the_key() {
+        let error = Policy::from_manifest("[workspace.metadata.wasmacro]\nrun = 3\n", "Cargo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`run` must be"), "{error}");
+        let error =
+            Policy::from_manifest("[workspace.metadata.wasmacro]\nallow = []\n", "Cargo.toml")
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("unknown key `allow`"), "{error}");
+    }
+
+    #[test]
+    fn author_opt_in() {
+        assert!(author_opted_in(
+            "[package.metadata.wasmacro]\nwasm = true\n"
+        ));
+        assert!(!author_opted_in("[package]\nname = \"x\"\n"));
+    }
+}
