@@ -68,6 +68,33 @@ mod embedded {
             include_str!("../../../wit/wasmacro.wit"),
         ),
     ];
+    pub const REGISTER: &[(&str, &str)] = &[
+        (
+            "Cargo.toml",
+            include_str!("../../wasmacro-register/Cargo.toml"),
+        ),
+        (
+            "src/lib.rs",
+            include_str!("../../wasmacro-register/src/lib.rs"),
+        ),
+    ];
+}
+
+/// A digest of every source the build puts into a component besides the
+/// package (the guest `proc_macro`, the export glue, the register macros):
+/// what changes when a new wasmacro builds different components.
+pub fn embedded_sources_digest() -> String {
+    let mut hasher = blake3::Hasher::new();
+    for (path, text) in embedded::GUEST
+        .iter()
+        .chain(embedded::GLUE)
+        .chain(embedded::REGISTER)
+    {
+        hasher.update(path.as_bytes());
+        hasher.update(&(text.len() as u64).to_le_bytes());
+        hasher.update(text.as_bytes());
+    }
+    hasher.finalize().to_hex()[..16].to_string()
 }
 
 /// Where the package comes from.
@@ -277,7 +304,7 @@ pub fn build_component_with_progress(
         key.update(contents);
     }
     key.update(format!("{:?}{}", features(options), options.no_default_features).as_bytes());
-    for (path, text) in embedded::GLUE {
+    for (path, text) in embedded::GLUE.iter().chain(embedded::REGISTER) {
         key.update(path.as_bytes());
         key.update(text.as_bytes());
     }
@@ -333,7 +360,7 @@ pub fn build_component_with_progress(
         path: root_key.clone(),
         source,
     })?;
-    files.insert(root_key, rewritten.source.clone().into_bytes());
+    files.insert(root_key, rewritten.into_bytes());
     for (relative, contents) in &files {
         write_if_changed(&pkg_dir.join(relative), contents)?;
     }
@@ -346,7 +373,10 @@ pub fn build_component_with_progress(
     for (relative, text) in embedded::GLUE {
         write_if_changed(&work.join("glue").join(relative), text.as_bytes())?;
     }
-    write_wrapper(&work, &package, options, &rewritten.macros)?;
+    for (relative, text) in embedded::REGISTER {
+        write_if_changed(&work.join("register").join(relative), text.as_bytes())?;
+    }
+    write_wrapper(&work, &package, options)?;
     // Seeded once: cargo then adds the glue's dependencies and keeps the
     // locked versions of everything else.
     if let Some(lock) = &options.lockfile {
@@ -371,10 +401,12 @@ pub fn build_component_with_progress(
         .load_bytes(&bytes, &package.name)
         .map_err(|e| invalid(e.to_string()))?;
     let macros = loaded.declarations().to_vec();
-    let expected: Vec<MacroDecl> = rewritten.macros.iter().map(|m| m.decl.clone()).collect();
-    if macros != expected {
+    let recorded = recorded_declarations(&work.join(DECLS_DIR))?;
+    let mut declared = macros.clone();
+    declared.sort_by(|a, b| a.name.cmp(&b.name));
+    if declared != recorded {
         return Err(invalid(format!(
-            "it declares {macros:?}, but the crate root declares {expected:?}"
+            "it declares {declared:?}, but compiling the crate declared {recorded:?}"
         )));
     }
     let hash = runtime
@@ -390,6 +422,46 @@ pub fn build_component_with_progress(
         macros,
         imports,
     })
+}
+
+/// Where the register macros write what the crate declares, in the work
+/// directory.
+const DECLS_DIR: &str = "decls";
+
+/// The declarations the register macros recorded, sorted by macro name.
+fn recorded_declarations(dir: &Path) -> Result<Vec<MacroDecl>, BuildError> {
+    let mut decls = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(io_error(format!("reading {}", dir.display())))?;
+    for entry in entries {
+        let path = entry
+            .map_err(io_error(format!("reading {}", dir.display())))?
+            .path();
+        let text = std::fs::read_to_string(&path)
+            .map_err(io_error(format!("reading {}", path.display())))?;
+        let fields: Vec<&str> = text.trim_end_matches('\n').split('\t').collect();
+        let [kind, name, _function, helpers] = fields[..] else {
+            return Err(BuildError::Invalid {
+                package: path.display().to_string(),
+                reason: format!("malformed declaration record {text:?}"),
+            });
+        };
+        let kind = match kind {
+            "derive" => wasmacro_protocol::MacroKind::Derive,
+            "attribute" => wasmacro_protocol::MacroKind::Attribute,
+            _ => wasmacro_protocol::MacroKind::Function,
+        };
+        decls.push(MacroDecl {
+            name: name.to_string(),
+            kind,
+            helper_attributes: helpers
+                .split(',')
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+                .collect(),
+        });
+    }
+    decls.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(decls)
 }
 
 /// The component a previous build recorded under `record`, if it is still in
@@ -466,9 +538,15 @@ fn locate(options: &BuildOptions) -> Result<Package, BuildError> {
             .packages
             .iter()
             .find(|p| p.name.as_str() == name && p.version.to_string() == *version),
-        None => metadata
-            .root_package()
-            .or_else(|| metadata.packages.first()),
+        // A member of a workspace: the package whose manifest was named.
+        None => {
+            let wanted = std::fs::canonicalize(&manifest).unwrap_or(manifest.clone());
+            metadata
+                .packages
+                .iter()
+                .find(|p| std::fs::canonicalize(&p.manifest_path).is_ok_and(|path| path == wanted))
+                .or_else(|| metadata.root_package())
+        }
     }
     .ok_or_else(|| BuildError::Locate {
         what: what.clone(),
@@ -561,43 +639,40 @@ fn rewrite_manifest(text: &[u8], package: &str) -> Result<String, BuildError> {
     }
     // The copy is a dependency of the generated wrapper, never a workspace.
     manifest.remove("workspace");
+    // The renamed attributes come from the register crate.
+    let dependencies = manifest
+        .entry("dependencies")
+        .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
+    let Some(dependencies) = dependencies.as_table_like_mut() else {
+        return Err(invalid("`dependencies` is not a table".into()));
+    };
+    let mut register = toml_edit::InlineTable::new();
+    register.insert("path", "../register".into());
+    dependencies.insert(
+        "wasmacro-register",
+        toml_edit::Item::Value(toml_edit::Value::InlineTable(register)),
+    );
     Ok(manifest.to_string())
 }
 
-fn write_wrapper(
-    dir: &Path,
-    package: &Package,
-    options: &BuildOptions,
-    macros: &[rewrite::RootMacro],
-) -> Result<(), BuildError> {
+fn write_wrapper(dir: &Path, package: &Package, options: &BuildOptions) -> Result<(), BuildError> {
     std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
     let features: Vec<String> = features(options).iter().map(|f| format!("{f:?}")).collect();
     let manifest = format!(
         "[package]\nname = \"wasmacro-component-{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
          [lib]\npath = \"lib.rs\"\ncrate-type = [\"cdylib\"]\n\n\
-         [dependencies]\nwasmacro-guest-glue = {{ path = \"glue\" }}\n\
+         [dependencies]\nwasmacro-guest-glue = {{ path = \"glue\" }}\nwasmacro-register = {{ path = \"register\" }}\n\
          macro_crate = {{ package = {name:?}, path = \"pkg\", default-features = {default}, features = [{features}] }}\n\n\
          [profile.release]\nopt-level = 3\ndebug = false\nstrip = true\npanic = \"abort\"\nincremental = false\n\n\
-         [workspace]\nexclude = [\"pkg\", \"glue\"]\n",
+         [workspace]\nexclude = [\"pkg\", \"glue\", \"register\"]\n",
         name = package.name,
         default = !options.no_default_features,
         features = features.join(", "),
     );
-    let mut lib = String::from(
-        "//! Generated by wasmacro: the component's macro table.\n\nwasmacro_guest_glue::export_macros!(&[\n",
-    );
-    for m in macros {
-        let expander = match m.decl.kind {
-            wasmacro_protocol::MacroKind::Derive => "Derive",
-            wasmacro_protocol::MacroKind::Attribute => "Attribute",
-            wasmacro_protocol::MacroKind::Function => "Function",
-        };
-        lib.push_str(&format!(
-            "    wasmacro_guest_glue::Macro {{ name: {:?}, helper_attributes: &{:?}, expander: wasmacro_guest_glue::Expander::{expander}(macro_crate::{}) }},\n",
-            m.decl.name, m.decl.helper_attributes, m.function
-        ));
-    }
-    lib.push_str("]);\n");
+    let lib = "//! Generated by wasmacro: the component's macro table, from the\n\
+               //! declarations recorded while `macro_crate` compiled.\n\n\
+               wasmacro_register::export_table!();\n"
+        .to_string();
     for (file, text) in [("Cargo.toml", manifest), ("lib.rs", lib)] {
         let path = dir.join(file);
         write_if_changed(&path, text.as_bytes())?;
@@ -762,6 +837,7 @@ fn cargo_build(
         .arg("--target-dir")
         .arg(&target_dir)
         .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
+        .env("WASMACRO_DECLS_DIR", work.join(DECLS_DIR))
         .env("RUSTC", &options.rustc)
         .env_remove("RUSTFLAGS")
         .env_remove("RUSTC_WRAPPER")

@@ -23,6 +23,17 @@ const PROTOCOL_LIB: &str = include_str!("../../wasmacro-protocol/src/lib.rs");
 const PROTOCOL_CODEC: &str = include_str!("../../wasmacro-protocol/src/codec.rs");
 const CLIENT_LIB: &str = include_str!("../../wasmacro-client/src/lib.rs");
 
+/// A digest of the sources compiled into every shim: what changes when a new
+/// wasmacro makes different shims.
+pub fn embedded_sources_digest() -> String {
+    let mut hasher = blake3::Hasher::new();
+    for text in [PROTOCOL_LIB, PROTOCOL_CODEC, CLIENT_LIB] {
+        hasher.update(&(text.len() as u64).to_le_bytes());
+        hasher.update(text.as_bytes());
+    }
+    hasher.finalize().to_hex()[..16].to_string()
+}
+
 /// Why a shim could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {

@@ -272,6 +272,18 @@ fn new_row(record: UnitRecord, compiled: bool) -> Row {
     }
 }
 
+/// A reason cut to fit a table column; the full text is in the warning cargo
+/// printed when the unit compiled.
+fn shorten(why: &str) -> String {
+    const WIDTH: usize = 64;
+    if why.chars().count() <= WIDTH {
+        why.to_string()
+    } else {
+        let cut: String = why.chars().take(WIDTH - 1).collect();
+        format!("{cut}…")
+    }
+}
+
 fn print_summary(rows: &[Row]) {
     let crate_width = rows
         .iter()
@@ -281,7 +293,7 @@ fn print_summary(rows: &[Row]) {
         .max("proc-macro crate".len());
     let why_width = rows
         .iter()
-        .map(|r| r.record.placement.why().len() + if r.compiled { 0 } else { 8 })
+        .map(|r| shorten(r.record.placement.why()).chars().count() + if r.compiled { 0 } else { 8 })
         .max()
         .unwrap_or(0)
         .max("why".len());
@@ -292,9 +304,9 @@ fn print_summary(rows: &[Row]) {
     for row in rows {
         let name = format!("{} v{}", row.record.package, row.record.version);
         let why = if row.compiled {
-            row.record.placement.why().to_string()
+            shorten(row.record.placement.why())
         } else {
-            format!("{} (fresh)", row.record.placement.why())
+            format!("{} (fresh)", shorten(row.record.placement.why()))
         };
         let (expansions, time) = match row.record.placement {
             Placement::Wasm(_) => (

@@ -247,10 +247,10 @@ fn component_for(
 /// summary of it.
 fn one_line_reason(error: &wasmacro_build::BuildError) -> String {
     let text = error.to_string();
-    let first_error = text
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("error") && !l.starts_with("error: could not compile"));
+    let first_error = text.lines().map(str::trim).find(|l| {
+        (l.starts_with("error") || l.contains(": error"))
+            && !l.starts_with("error: could not compile")
+    });
     let line = first_error.or_else(|| text.lines().next()).unwrap_or("");
     format!("its wasm build failed: {line}")
 }

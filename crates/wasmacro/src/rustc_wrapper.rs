@@ -21,12 +21,17 @@ pub fn looks_like_rustc(arg: &OsStr) -> bool {
 
 /// The line the wrapper adds to `rustc -vV`. cargo hashes that output into
 /// every unit's metadata, so builds through the wrapper get their own
-/// artifacts and fingerprints and never overwrite a native build's.
-pub const VERSION_LINE: &str = concat!(
-    "wasmacro: ",
-    env!("CARGO_PKG_VERSION"),
-    " (wasmacro:proc-macro@0.1.0)"
-);
+/// artifacts and fingerprints and never overwrite a native build's; the
+/// digests make a wasmacro that builds different components or shims
+/// rebuild everything, as a new rustc would.
+pub fn version_line() -> String {
+    format!(
+        "wasmacro: {} (wasmacro:proc-macro@0.1.0, components {}, shims {})",
+        env!("CARGO_PKG_VERSION"),
+        wasmacro_build::embedded_sources_digest(),
+        wasmacro_shim::embedded_sources_digest()
+    )
+}
 
 /// Runs rustc (`args[0]`) with `args[1..]`, wasm externs replaced.
 pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
@@ -97,7 +102,7 @@ fn print_version(rustc: &OsStr) -> Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&output.stdout)?;
     if output.status.success() {
-        writeln!(stdout, "{VERSION_LINE}")?;
+        writeln!(stdout, "{}", version_line())?;
     }
     std::io::stderr().write_all(&output.stderr)?;
     Ok(match output.status.code() {
