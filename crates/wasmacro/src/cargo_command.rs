@@ -11,7 +11,7 @@
 use crate::macro_unit::{SESSION_ENV, STRICT_ENV, UnitRecord, WORKSPACE_ENV};
 use crate::policy::{Placement, Policy};
 use crate::rustc_wrapper::STATS_ENV;
-use crate::status::COLOR_ENV;
+use crate::status::{COLOR_ENV, STATUS_FD_ENV, inheritable_stderr};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -69,6 +69,10 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         .env(COLOR_ENV, if color { "always" } else { "never" })
         // rustdoc loads the shims too, and is not run through the wrapper.
         .env(wasmacro_protocol::SERVER_ENV, &exe);
+    match inheritable_stderr() {
+        Some(fd) => command.env(STATUS_FD_ENV, fd.to_string()),
+        None => command.env_remove(STATUS_FD_ENV),
+    };
     if strict {
         command.env(STRICT_ENV, "1");
     } else {

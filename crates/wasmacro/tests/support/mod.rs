@@ -246,3 +246,129 @@ pub fn assert_same(what: &str, native: &str, wasm: &str) {
         wasm.lines().nth(line),
     );
 }
+
+/// How `cargo_in` runs cargo: plainly, or as `cargo wasmacro`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cargo {
+    Plain,
+    Wasmacro,
+}
+
+/// A copy of a fixture project under the test scratch directory. Files are
+/// written only when they differ, so cargo's fingerprints in the copy's
+/// `target/` survive from one test run to the next.
+pub fn project_copy(fixture: &str) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name();
+            if name == "target" {
+                continue;
+            }
+            let (from, to) = (entry.path(), to.join(&name));
+            if entry.file_type().unwrap().is_dir() {
+                copy(&from, &to);
+            } else {
+                let bytes = std::fs::read(&from).unwrap();
+                if std::fs::read(&to).ok().as_deref() != Some(&bytes[..]) {
+                    std::fs::write(&to, bytes).unwrap();
+                }
+            }
+        }
+    }
+    let to = scratch().join("projects").join(fixture);
+    copy(&fixtures().join(fixture), &to);
+    to
+}
+
+/// Runs `cargo ARGS` (or `cargo wasmacro ARGS`) in `dir`, isolated from the
+/// environment of the cargo running the tests.
+pub fn cargo_in(dir: &Path, mode: Cargo, args: &[&str]) -> Output {
+    let mut command = match mode {
+        Cargo::Plain => Command::new(env!("CARGO")),
+        Cargo::Wasmacro => {
+            let mut command = wasmacro();
+            command.arg("cargo");
+            command
+        }
+    };
+    command
+        .current_dir(dir)
+        .args(args)
+        .env("CARGO", env!("CARGO"))
+        .env("CARGO_TERM_COLOR", "never")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("WASMACRO_POLICY")
+        .env_remove("WASMACRO_WORKSPACE");
+    command.output().expect("cargo runs")
+}
+
+/// What a `--message-format=json` cargo run said: each target's rendered
+/// compiler diagnostics (keyed `kind name`, in the order rustc gave them),
+/// and every line that is not JSON (test harness output), with timings cut.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CargoReport {
+    pub diagnostics: BTreeMap<String, Vec<String>>,
+    pub other: Vec<String>,
+}
+
+pub fn cargo_report(output: &Output) -> CargoReport {
+    let mut report = CargoReport::default();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(message) if message["reason"] == "compiler-message" => {
+                let target = format!(
+                    "{} {}",
+                    message["target"]["kind"][0].as_str().unwrap_or("?"),
+                    message["target"]["name"].as_str().unwrap_or("?")
+                );
+                let rendered = message["message"]["rendered"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                report.diagnostics.entry(target).or_default().push(rendered);
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let line = match line.find("finished in ") {
+                    Some(at) => &line[..at],
+                    None => line,
+                };
+                report.other.push(line.to_string());
+            }
+        }
+    }
+    report
+}
+
+/// The rows of `cargo wasmacro`'s summary table: (crate, runs, why).
+pub fn summary(stderr: &str) -> Vec<(String, String, String)> {
+    let mut rows = Vec::new();
+    let mut in_table = false;
+    for line in stderr.lines() {
+        if line.trim_start().starts_with("wasmacro proc-macro crate") {
+            in_table = true;
+            continue;
+        }
+        if !in_table || !line.starts_with("             ") {
+            in_table = false;
+            continue;
+        }
+        let fields: Vec<&str> = line
+            .split("  ")
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .collect();
+        if let [krate, runs, why, ..] = fields[..] {
+            rows.push((krate.to_string(), runs.to_string(), why.to_string()));
+        }
+    }
+    rows
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

@@ -1,0 +1,222 @@
+//! `cargo wasmacro` on a real project: the `ecosystem` fixture uses the
+//! typical features of popular proc-macro crates from crates.io, plus one
+//! proc-macro crate of its own. Everything is compared with plain cargo:
+//! test results, compiler diagnostics (warnings included), the documented
+//! compile errors of each macro, and what a rebuild redoes.
+
+mod support;
+
+use std::sync::Mutex;
+use support::{Cargo, cargo_in, cargo_report, project_copy, summary, text};
+
+/// The tests share one project copy and its target directory.
+static PROJECT: Mutex<()> = Mutex::new(());
+
+/// Proc-macro crates that must run as wasm (at least 15 popular ones).
+const WASM: &[&str] = &[
+    "async-trait",
+    "bytemuck_derive",
+    "clap_derive",
+    "darling_macro",
+    "derive_builder_macro",
+    "derive_more-impl",
+    "displaydoc",
+    "futures-macro",
+    "local-macros",
+    "paste",
+    "pin-project-internal",
+    "ref-cast-impl",
+    "rustversion",
+    "serde_derive",
+    "strum_macros",
+    "thiserror-impl",
+    "tokio-macros",
+    "tracing-attributes",
+    "zerocopy-derive",
+];
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    PROJECT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn tests_pass_with_the_same_output_and_diagnostics() {
+    let _guard = lock();
+    let dir = project_copy("ecosystem");
+    let args = [
+        "test",
+        "--locked",
+        "--message-format=json",
+        "--",
+        "--test-threads=1",
+    ];
+    let native = cargo_in(&dir, Cargo::Plain, &args);
+    assert!(native.status.success(), "{}", text(&native.stderr));
+    let wasm = cargo_in(&dir, Cargo::Wasmacro, &args);
+    let stderr = text(&wasm.stderr);
+    assert!(wasm.status.success(), "{stderr}");
+
+    let (native, wasm_report) = (cargo_report(&native), cargo_report(&wasm));
+    assert!(
+        native
+            .other
+            .iter()
+            .any(|l| l.starts_with("test result: ok. 18 passed")),
+        "{:#?}",
+        native.other
+    );
+    assert_eq!(native.other, wasm_report.other, "test output differs");
+    // The fixture warns on purpose, through macros (async-trait, tracing).
+    assert!(
+        native
+            .diagnostics
+            .values()
+            .flatten()
+            .any(|d| d.contains("unused variable: `unused`")),
+        "{:#?}",
+        native.diagnostics
+    );
+    assert_eq!(
+        native.diagnostics, wasm_report.diagnostics,
+        "diagnostics differ"
+    );
+
+    let rows = summary(&stderr);
+    eprintln!("{stderr}");
+    for name in WASM {
+        let row = rows
+            .iter()
+            .find(|(krate, _, _)| krate.split(" v").next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} is not in the summary:\n{stderr}"));
+        assert_eq!(row.1, "wasm", "{name}: {row:?}");
+    }
+    // num_enum_derive finds its crate through proc-macro-crate, which reads
+    // Cargo.toml: it falls back, with the reason.
+    let num_enum = rows
+        .iter()
+        .find(|(krate, _, _)| krate.starts_with("num_enum_derive "))
+        .expect("num_enum_derive in the summary");
+    assert_eq!(num_enum.1, "native");
+    assert!(num_enum.2.contains("needs the filesystem"), "{num_enum:?}");
+    assert!(
+        stderr.contains("warning: num_enum_derive v0.7.6 runs natively: it needs the filesystem"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn compile_fail_corpus_gives_the_same_errors() {
+    let _guard = lock();
+    let dir = project_copy("ecosystem");
+    let args = [
+        "build",
+        "--locked",
+        "--examples",
+        "--features",
+        "compile-fail",
+        "--keep-going",
+        "--message-format=json",
+    ];
+    let native = cargo_in(&dir, Cargo::Plain, &args);
+    let wasm = cargo_in(&dir, Cargo::Wasmacro, &args);
+    assert!(!native.status.success() && !wasm.status.success());
+    let (native, wasm) = (cargo_report(&native), cargo_report(&wasm));
+    let examples: Vec<&String> = native
+        .diagnostics
+        .keys()
+        .filter(|k| k.starts_with("example cf_"))
+        .collect();
+    assert_eq!(examples.len(), 17, "{examples:?}");
+    for example in examples {
+        let errors = native.diagnostics[example]
+            .iter()
+            .filter(|d| d.starts_with("error"))
+            .count();
+        assert!(errors > 0, "{example} compiled without errors");
+        assert_eq!(
+            native.diagnostics.get(example),
+            wasm.diagnostics.get(example),
+            "{example}: stderr differs"
+        );
+    }
+    assert_eq!(native.diagnostics, wasm.diagnostics);
+}
+
+/// The `Compiling …` lines of a `cargo build -v`: which units were redone.
+fn compiled(output: &std::process::Output) -> Vec<String> {
+    let mut units: Vec<String> = text(&output.stderr)
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("Compiling "))
+        .map(str::to_string)
+        .collect();
+    units.sort();
+    units
+}
+
+#[test]
+fn rebuilds_redo_what_cargo_redoes() {
+    let _guard = lock();
+    let dir = project_copy("ecosystem");
+    let build = ["build", "--locked", "-v"];
+    for mode in [Cargo::Plain, Cargo::Wasmacro] {
+        let first = cargo_in(&dir, mode, &build);
+        assert!(first.status.success(), "{}", text(&first.stderr));
+        let again = cargo_in(&dir, mode, &build);
+        assert!(again.status.success());
+        assert_eq!(
+            compiled(&again),
+            Vec::<String>::new(),
+            "{mode:?}: nothing changed, nothing to do"
+        );
+    }
+    let source = dir.join("src/lib.rs");
+    let mut redone = Vec::new();
+    for mode in [Cargo::Plain, Cargo::Wasmacro] {
+        let file = std::fs::File::options().append(true).open(&source).unwrap();
+        file.set_modified(std::time::SystemTime::now()).unwrap();
+        let output = cargo_in(&dir, mode, &build);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        redone.push(compiled(&output));
+    }
+    assert_eq!(redone[0], redone[1], "after touching src/lib.rs");
+    assert_eq!(redone[0].len(), 1, "{:?}", redone[0]);
+}
+
+/// Puts a file back however the test ends.
+struct Restore(std::path::PathBuf, String);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, &self.1);
+    }
+}
+
+#[test]
+fn editing_a_workspace_macro_rebuilds_its_component() {
+    let _guard = lock();
+    let dir = project_copy("ecosystem");
+    let macro_source = dir.join("local-macros/src/lib.rs");
+    let original = std::fs::read_to_string(&macro_source).unwrap();
+    let _restore = Restore(macro_source.clone(), original.clone());
+    std::fs::write(
+        &macro_source,
+        original.replace("has {fields} fields", "holds {fields} fields"),
+    )
+    .unwrap();
+    let args = ["test", "--locked", "--lib", "--", "local_macro"];
+    let native = cargo_in(&dir, Cargo::Plain, &args);
+    let wasm = cargo_in(&dir, Cargo::Wasmacro, &args);
+    for output in [&native, &wasm] {
+        assert!(!output.status.success());
+        assert!(
+            text(&output.stdout).contains("\"Sample holds 2 fields\""),
+            "{}",
+            text(&output.stdout)
+        );
+    }
+    assert!(
+        text(&wasm.stderr).contains("Compiling local-macros v0.1.0 (wasm)"),
+        "{}",
+        text(&wasm.stderr)
+    );
+}
