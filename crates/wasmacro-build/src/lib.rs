@@ -448,7 +448,13 @@ fn recorded_declarations(dir: &Path) -> Result<Vec<MacroDecl>, BuildError> {
         let kind = match kind {
             "derive" => wasmacro_protocol::MacroKind::Derive,
             "attribute" => wasmacro_protocol::MacroKind::Attribute,
-            _ => wasmacro_protocol::MacroKind::Function,
+            "function" => wasmacro_protocol::MacroKind::Function,
+            other => {
+                return Err(BuildError::Invalid {
+                    package: path.display().to_string(),
+                    reason: format!("unknown macro kind {other:?} in a declaration record"),
+                });
+            }
         };
         decls.push(MacroDecl {
             name: name.to_string(),

@@ -10,7 +10,7 @@
 
 use crate::macro_unit::{SESSION_ENV, STRICT_ENV, UnitRecord, WORKSPACE_ENV};
 use crate::policy::{Placement, Policy};
-use crate::rustc_wrapper::STATS_ENV;
+use crate::rustc_wrapper::{STATS_ENV, exit_code, read_stats};
 use crate::status::{COLOR_ENV, STATUS_FD_ENV, inheritable_stderr};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
@@ -108,10 +108,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
             );
         }
     }
-    Ok(match status.code() {
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::FAILURE,
-    })
+    Ok(exit_code(status))
 }
 
 /// `args` without `flag` (before any `--`), and whether it was there.
@@ -246,21 +243,14 @@ fn summary_rows(
         rows.insert(key, new_row(record, false));
     }
     // Servers record per crate name and process; sum them per crate.
-    for entry in std::fs::read_dir(stats).into_iter().flatten().flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
-        };
-        let fields: Vec<&str> = text.trim_end().split('\t').collect();
-        let [crate_name, component, expansions, failures, micros] = fields[..] else {
-            continue;
-        };
+    for stats in read_stats(stats) {
         if let Some(row) = rows.values_mut().find(|row| {
-            row.record.crate_name == crate_name
-                && row.record.component.as_deref() == Some(component)
+            row.record.crate_name == stats.crate_name
+                && row.record.component.as_deref() == Some(stats.component.as_str())
         }) {
-            row.expansions += expansions.parse::<u64>().unwrap_or(0);
-            row.failures += failures.parse::<u64>().unwrap_or(0);
-            row.micros += micros.parse::<u128>().unwrap_or(0);
+            row.expansions += stats.expansions;
+            row.failures += stats.failures;
+            row.micros += stats.micros;
         }
     }
     rows.into_values().collect()

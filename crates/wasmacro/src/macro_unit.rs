@@ -8,6 +8,7 @@
 //! fingerprints with are exactly the native build's.
 
 use crate::policy::{Placement, Policy, author_opted_in};
+use crate::rustc_wrapper::exit_code;
 use crate::status;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -319,11 +320,4 @@ fn run(command: &[OsString]) -> Result<std::process::ExitStatus> {
         .args(&command[1..])
         .status()
         .with_context(|| format!("running {}", Path::new(&command[0]).display()))
-}
-
-fn exit_code(status: std::process::ExitStatus) -> ExitCode {
-    match status.code() {
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::FAILURE,
-    }
 }

@@ -87,10 +87,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
     if let Some(dir) = &stats_dir {
         print_summary(rest, dir.path());
     }
-    Ok(match status.code() {
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::FAILURE,
-    })
+    Ok(exit_code(status))
 }
 
 fn print_version(rustc: &OsStr) -> Result<ExitCode> {
@@ -105,10 +102,7 @@ fn print_version(rustc: &OsStr) -> Result<ExitCode> {
         writeln!(stdout, "{}", version_line())?;
     }
     std::io::stderr().write_all(&output.stderr)?;
-    Ok(match output.status.code() {
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::FAILURE,
-    })
+    Ok(exit_code(output.status))
 }
 
 /// Set to print, after rustc exits, which proc macros ran where.
@@ -130,6 +124,52 @@ pub fn record_stats(dir: &Path, stats: &wasmacro_host::server::ServeStats) {
     let path = dir.join(format!("{}-{}.stats", stats.crate_name, std::process::id()));
     if let Err(e) = std::fs::write(&path, line) {
         tracing::warn!("could not record statistics in {}: {e}", path.display());
+    }
+}
+
+/// One server's statistics, as [`record_stats`] wrote them.
+pub struct RecordedStats {
+    /// The macro crate the server served.
+    pub crate_name: String,
+    /// The component's hash.
+    pub component: String,
+    /// Expansions run.
+    pub expansions: u64,
+    /// Expansions that failed.
+    pub failures: u64,
+    /// Time spent expanding, in microseconds.
+    pub micros: u128,
+}
+
+/// Every statistics file in `dir`; unreadable or malformed ones are skipped
+/// (a server killed mid-write leaves nothing worth reporting).
+pub fn read_stats(dir: &Path) -> Vec<RecordedStats> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let fields: Vec<&str> = text.trim_end().split('\t').collect();
+        let [crate_name, component, expansions, failures, micros] = fields[..] else {
+            continue;
+        };
+        all.push(RecordedStats {
+            crate_name: crate_name.to_string(),
+            component: component.to_string(),
+            expansions: expansions.parse().unwrap_or(0),
+            failures: failures.parse().unwrap_or(0),
+            micros: micros.parse().unwrap_or(0),
+        });
+    }
+    all
+}
+
+/// A child's exit status as this process's exit code: the same code, or
+/// failure when it was killed by a signal.
+pub fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    match status.code() {
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
     }
 }
 
@@ -159,18 +199,12 @@ fn print_summary(args: &[OsString], stats_dir: &Path) {
             rows.entry(name).or_default().place = "native";
         }
     }
-    for entry in std::fs::read_dir(stats_dir).into_iter().flatten().flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
-        };
-        let fields: Vec<&str> = text.trim_end().split('\t').collect();
-        if let [name, _component, expansions, failures, micros] = fields[..] {
-            let row = rows.entry(name.to_string()).or_default();
-            row.place = "wasm";
-            row.expansions += expansions.parse::<u64>().unwrap_or(0);
-            row.failures += failures.parse::<u64>().unwrap_or(0);
-            row.micros += micros.parse::<u128>().unwrap_or(0);
-        }
+    for stats in read_stats(stats_dir) {
+        let row = rows.entry(stats.crate_name).or_default();
+        row.place = "wasm";
+        row.expansions += stats.expansions;
+        row.failures += stats.failures;
+        row.micros += stats.micros;
     }
     eprintln!(
         "{:>12} {:<24} {:<7} {:>10} {:>8} {:>10}",
