@@ -9,7 +9,16 @@ use support::{Cargo, cargo_in, project_copy, summary, text};
 #[test]
 fn mixed_project_builds_and_strict_names_the_native_macro() {
     let dir = project_copy("mixed");
-    let run = cargo_in(&dir, Cargo::Wasmacro, &["run", "--locked"]);
+    // A fresh target directory: the fallback warning and the summary's
+    // reasons are those of units compiled in this run, not found fresh.
+    let scratch = tempfile::tempdir().unwrap();
+    let target = scratch.path().join("wasm");
+    let target = target.to_str().unwrap();
+    let run = cargo_in(
+        &dir,
+        Cargo::Wasmacro,
+        &["run", "--locked", "--target-dir", target],
+    );
     let stderr = text(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     assert_eq!(text(&run.stdout), "42 42 hello from a file\n\n");
@@ -41,7 +50,11 @@ fn mixed_project_builds_and_strict_names_the_native_macro() {
     );
 
     // Fresh units: `--strict` checks what the earlier build recorded.
-    let strict = cargo_in(&dir, Cargo::Wasmacro, &["--strict", "build", "--locked"]);
+    let strict = cargo_in(
+        &dir,
+        Cargo::Wasmacro,
+        &["--strict", "build", "--locked", "--target-dir", target],
+    );
     let stderr = text(&strict.stderr);
     assert!(!strict.status.success(), "{stderr}");
     assert!(
@@ -51,7 +64,7 @@ fn mixed_project_builds_and_strict_names_the_native_macro() {
     assert!(!stderr.contains("denied-macros v0.1.0 ("), "{stderr}");
 
     // From scratch: the wrapper refuses the fallback while compiling.
-    let target = dir.join("target").join("strict");
+    let target = scratch.path().join("strict");
     let target = target.to_str().unwrap();
     let strict = cargo_in(
         &dir,
