@@ -11,7 +11,7 @@
 use crate::macro_unit::{SESSION_ENV, STRICT_ENV, UnitRecord, WORKSPACE_ENV};
 use crate::policy::{Placement, Policy};
 use crate::rustc_wrapper::{STATS_ENV, exit_code, read_stats};
-use crate::status::{COLOR_ENV, STATUS_FD_ENV, inheritable_stderr};
+use crate::status::{self, COLOR_ENV, STATUS_FD_ENV, inheritable_stderr};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -87,6 +87,21 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         .unwrap_or_else(|| metadata.target_directory.as_std_path().to_path_buf());
     let deps = target_dir.join(profile_dir(subcommand, &args)).join("deps");
     let rows = summary_rows(&metadata, session.path(), &deps, stats.path());
+    // cargo replays the warnings of units it finds fresh; so do we, since
+    // ours bypass its output cache.
+    if !quiet {
+        for row in rows.iter().filter(|row| !row.compiled) {
+            if let Placement::Fallback(why) = &row.record.placement {
+                status::warn_with_color(
+                    color,
+                    &format!(
+                        "{} v{} runs natively: {why}",
+                        row.record.package, row.record.version
+                    ),
+                );
+            }
+        }
+    }
     if !quiet && !rows.is_empty() {
         print_summary(&rows);
     }

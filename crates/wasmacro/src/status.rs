@@ -69,7 +69,12 @@ pub fn print(verb: &str, message: &str) {
 
 /// A warning line, `warning: …`, in cargo's style.
 pub fn warn(message: &str) {
-    let text = if color() {
+    warn_with_color(color(), message);
+}
+
+/// [`warn`] for a process that decides colour itself (`cargo wasmacro`).
+pub fn warn_with_color(color: bool, message: &str) {
+    let text = if color {
         format!("\x1b[1m\x1b[33mwarning\x1b[0m\x1b[1m:\x1b[0m {message}\n")
     } else {
         format!("warning: {message}\n")
