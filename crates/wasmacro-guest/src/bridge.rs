@@ -133,6 +133,33 @@ pub mod __private {
         }
     }
 
+    /// Tokens a macro cannot make through `proc_macro`'s API: what a
+    /// hand-written or malicious component could return. They exist so that
+    /// tests can check that hosts reject them; no macro should use them.
+    pub mod forge {
+        use crate::{Ident, LitKind, Literal, Punct, Spacing, Span};
+
+        /// A span with an arbitrary handle.
+        pub fn span(handle: u32) -> Span {
+            Span::from_handle(handle)
+        }
+
+        /// An identifier that skips validation.
+        pub fn ident(name: &str) -> Ident {
+            Ident::new_unchecked(name, false, Span::call_site())
+        }
+
+        /// A punctuation token with any character.
+        pub fn punct(ch: char) -> Punct {
+            Punct::with_span(ch, Spacing::Alone, Span::call_site())
+        }
+
+        /// An "integer" literal whose text is `text`, unchecked.
+        pub fn literal(text: &str) -> Literal {
+            Literal::from_parts(LitKind::Integer, text, None, Span::call_site())
+        }
+    }
+
     /// A token of a flattened (pre-order) token stream, borrowed from the
     /// glue's wire representation. Fields mirror the WIT `token` variant.
     #[allow(missing_docs)]

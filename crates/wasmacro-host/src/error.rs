@@ -25,6 +25,20 @@ pub enum LoadError {
         /// wasmtime's explanation.
         reason: String,
     },
+    /// The component implements another version of the contract, or none.
+    #[error(
+        "{what} was built against {}, but this wasmacro runs components built against \
+         {}@{}; rebuild it with this wasmacro (`wasmacro build`, or `cargo wasmacro` does it)",
+        found.as_deref().unwrap_or("no wasmacro contract (it does not export `wasmacro:proc-macro/macros`)"),
+        wasmacro_protocol::CONTRACT_PACKAGE,
+        wasmacro_protocol::CONTRACT_VERSION
+    )]
+    Contract {
+        /// What was loaded.
+        what: String,
+        /// The contract it implements, if any.
+        found: Option<String>,
+    },
     /// Reading or writing the cache failed.
     #[error("wasmacro cache I/O failed at {path}: {source}")]
     Io {

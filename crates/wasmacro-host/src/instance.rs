@@ -4,10 +4,14 @@ use crate::bindings::wasmacro::proc_macro::{host, types as wit};
 use crate::bindings::{ProcMacroComponent, ProcMacroComponentPre};
 use crate::cache::{CacheDir, ComponentCache, ComponentHash};
 use crate::error::{ExpandError, LoadError};
-use crate::wasi::deterministic_ctx;
+use crate::limits::{Limits, Size};
+use crate::wasi::{SandboxAttempt, deterministic_ctx};
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 use wasmacro_protocol::{
-    Delimiter, ExpandRequest, MacroDecl, MacroKind, SpanAnswer, SpanHandle, SpanQuery, Token,
+    CONTRACT_PACKAGE, CONTRACT_VERSION, Delimiter, ExpandRequest, MacroDecl, MacroKind, SpanAnswer,
+    SpanHandle, SpanQuery, Token,
 };
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
@@ -29,29 +33,17 @@ pub enum Isolation {
 
 /// Limits and policies of a runtime. The defaults are generous enough for
 /// real macros; a macro that exceeds them fails with an error naming the limit.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RuntimeConfig {
-    /// Fuel (roughly, wasm instructions) one expansion may use. Fuel rather
-    /// than time, so a macro fails the same way on every machine.
-    pub fuel_per_expansion: u64,
-    /// The most linear memory one instance may grow to, in bytes.
-    pub max_memory_bytes: usize,
-    /// The deepest wasm stack, in bytes.
-    pub max_wasm_stack: usize,
+    /// Per-expansion limits.
+    pub limits: Limits,
     /// Instance lifetime.
     pub isolation: Isolation,
 }
 
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        RuntimeConfig {
-            fuel_per_expansion: 50_000_000_000,
-            max_memory_bytes: 1 << 30,
-            max_wasm_stack: 1 << 20,
-            isolation: Isolation::PerCompilation,
-        }
-    }
-}
+/// How often the engine's epoch advances: the resolution of the wall-clock
+/// backstop.
+const EPOCH_TICK: Duration = Duration::from_millis(50);
 
 /// Answers the span queries of a running guest. In rustc that is the shim,
 /// which holds the real spans; a standalone tool can answer from a source file.
@@ -79,16 +71,25 @@ impl Runtime {
     pub fn new(cache_dir: CacheDir, config: RuntimeConfig) -> Result<Runtime, LoadError> {
         let mut wasm_config = Config::new();
         wasm_config.consume_fuel(true);
-        wasm_config.max_wasm_stack(config.max_wasm_stack);
+        // Only a backstop: fuel stops runaway code first on any machine.
+        wasm_config.epoch_interruption(true);
+        let stack = usize::try_from(config.limits.stack).unwrap_or(usize::MAX);
+        // wasmtime-wasi runs guests on an async stack, which must hold the
+        // wasm stack plus the host frames of the calls it makes.
+        wasm_config.async_stack_size(stack.saturating_add(1 << 20));
+        wasm_config.max_wasm_stack(stack);
         // NaN bit patterns and relaxed SIMD differ between CPUs; a macro's
         // output must not.
         wasm_config.cranelift_nan_canonicalization(true);
         wasm_config.relaxed_simd_deterministic(true);
         let engine = Engine::new(&wasm_config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         crate::wasi::virtualize_sleep(&mut linker)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        crate::wasi::watch_ambient_authority(&mut linker)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         ProcMacroComponent::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
@@ -106,9 +107,9 @@ impl Runtime {
         &self.config
     }
 
-    /// Fuel each expansion starts with.
-    pub fn fuel_per_expansion(&self) -> u64 {
-        self.config.fuel_per_expansion
+    /// The limits each expansion runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.config.limits
     }
 
     /// The component cache.
@@ -153,6 +154,7 @@ impl Runtime {
             what: what.clone(),
             reason,
         };
+        self.check_contract(&component, &what)?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -170,6 +172,33 @@ impl Runtime {
             .declarations()
             .map_err(|e| invalid(e.to_string()))?;
         Ok(loaded)
+    }
+}
+
+impl Runtime {
+    /// Names the contract version a component was built against when it is
+    /// not ours: otherwise the linker's complaint would be about a missing
+    /// import, which says nothing about what to do.
+    fn check_contract(&self, component: &Component, what: &str) -> Result<(), LoadError> {
+        let ty = component.component_type();
+        let names: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .chain(ty.exports(&self.engine).map(|(name, _)| name.to_string()))
+            .collect();
+        let prefix = format!("{CONTRACT_PACKAGE}/");
+        let versions: BTreeSet<&str> = names
+            .iter()
+            .filter_map(|name| name.strip_prefix(&prefix))
+            .map(|rest| rest.split_once('@').map_or("", |(_, version)| version))
+            .collect();
+        match versions.iter().find(|v| **v != CONTRACT_VERSION) {
+            None if !versions.is_empty() => Ok(()),
+            found => Err(LoadError::Contract {
+                what: what.to_string(),
+                found: found.map(|v| format!("{CONTRACT_PACKAGE}@{v}")),
+            }),
+        }
     }
 }
 
@@ -192,7 +221,7 @@ impl LoadedComponent {
     pub fn instantiate(&self) -> Result<MacroInstance, ExpandError> {
         let (wasi, output) = deterministic_ctx();
         let limits = StoreLimitsBuilder::new()
-            .memory_size(self.config.max_memory_bytes)
+            .memory_size(usize::try_from(self.config.limits.memory).unwrap_or(usize::MAX))
             // `memory_size` is per memory: bound how many there can be, and
             // tables too, so no guest can exhaust the host.
             .memories(16)
@@ -207,18 +236,20 @@ impl LoadedComponent {
             limits,
             oracle: None,
             panic: None,
-            oracle_error: None,
+            host_error: None,
+            attempts: BTreeSet::new(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
-        store
-            .set_fuel(self.config.fuel_per_expansion)
-            .map_err(trap_text)?;
+        store.set_fuel(self.config.limits.fuel).map_err(trap_text)?;
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(epoch_ticks(self.config.limits.timeout));
         let bindings = self
             .pre
             .instantiate(&mut store)
             .map_err(|e| ExpandError::Instantiate(format!("{e:#}")))?;
         Ok(MacroInstance {
+            limits: self.config.limits.clone(),
             store,
             bindings,
             output,
@@ -230,6 +261,7 @@ impl LoadedComponent {
 
 /// A live instance: the guest's memory and statics, reused across expansions.
 pub struct MacroInstance {
+    limits: Limits,
     store: Store<GuestState>,
     bindings: ProcMacroComponent,
     output: MemoryOutputPipe,
@@ -264,13 +296,12 @@ impl MacroInstance {
             .collect())
     }
 
-    /// Runs one expansion. Returns the tokens (or why there are none) and
-    /// whatever the guest printed meanwhile.
+    /// Runs one expansion under the instance's limits. Returns the tokens (or
+    /// why there are none) and whatever the guest printed meanwhile.
     pub fn expand(
         &mut self,
         request: &ExpandRequest,
         oracle: Box<dyn SpanOracle>,
-        fuel: u64,
     ) -> (Result<Vec<Token>, ExpandError>, String, Box<dyn SpanOracle>) {
         let wit_request = wit::ExpansionRequest {
             macro_name: request.macro_name.clone(),
@@ -279,10 +310,14 @@ impl MacroInstance {
             call_site: request.call_site,
             mixed_site: request.mixed_site,
         };
-        self.store.data_mut().oracle = Some(oracle);
-        self.store.data_mut().panic = None;
-        self.store.data_mut().oracle_error = None;
-        let result = match self.store.set_fuel(fuel) {
+        let state = self.store.data_mut();
+        state.oracle = Some(oracle);
+        state.panic = None;
+        state.host_error = None;
+        state.attempts.clear();
+        self.store
+            .set_epoch_deadline(epoch_ticks(self.limits.timeout));
+        let result = match self.store.set_fuel(self.limits.fuel) {
             Ok(()) => self
                 .bindings
                 .wasmacro_proc_macro_macros()
@@ -301,13 +336,14 @@ impl MacroInstance {
                 self.poisoned = true;
                 if let Some(message) = state.panic.take() {
                     Err(ExpandError::Panicked(message))
-                } else if let Some(oracle_error) = state.oracle_error.take() {
-                    Err(ExpandError::Trapped(oracle_error))
+                } else if let Some(host_error) = state.host_error.take() {
+                    Err(ExpandError::Trapped(host_error))
                 } else {
-                    Err(ExpandError::Trapped(describe_trap(&error, fuel)))
+                    Err(ExpandError::Trapped(describe_trap(&error, &self.limits)))
                 }
             }
         };
+        let result = result.map_err(|e| explain_attempts(e, &state.attempts));
         let contents = self.output.contents();
         let output = String::from_utf8_lossy(contents.get(self.output_read..).unwrap_or_default())
             .into_owned();
@@ -316,26 +352,110 @@ impl MacroInstance {
     }
 }
 
-/// A user-facing explanation of a trap, naming the limit hit where there is one.
-fn describe_trap(error: &wasmtime::Error, fuel: u64) -> String {
+/// Adds to a failure what the macro tried that the sandbox refused: a macro
+/// usually fails *because* a file or variable was not there, and its own
+/// message (an `unwrap` on an I/O error) does not say that it ran as wasm.
+fn explain_attempts(error: ExpandError, attempts: &BTreeSet<SandboxAttempt>) -> ExpandError {
+    let unsupported = |m: &str| m.contains("operation not supported on this platform");
+    let mut notes: Vec<String> = attempts.iter().map(|a| a.to_string()).collect();
+    let note = |text: &str, notes: &[String]| {
+        if notes.is_empty() {
+            return text.to_string();
+        }
+        format!(
+            "{text}\nnote: in the wasmacro sandbox, the macro tried to {}\nhelp: a macro that \
+             needs the filesystem, environment variables or the network must run natively: add \
+             its package to `deny` in `[workspace.metadata.wasmacro]`",
+            notes.join(", and to ")
+        )
+    };
+    match error {
+        ExpandError::Panicked(Some(message)) => {
+            if unsupported(&message) {
+                notes.push(
+                    "use something WASI does not have (processes, threads or signals)".into(),
+                );
+            }
+            ExpandError::Panicked(Some(note(&message, &notes)))
+        }
+        ExpandError::Trapped(text) if !notes.is_empty() => {
+            ExpandError::Trapped(note(&text, &notes))
+        }
+        other => other,
+    }
+}
+
+/// A user-facing explanation of a trap, naming the limit hit and the
+/// setting that raises it.
+fn describe_trap(error: &wasmtime::Error, limits: &Limits) -> String {
+    let raise = |key: &str| {
+        format!(
+            "; if the macro needs more, raise `{key}` in `[workspace.metadata.wasmacro.limits]`"
+        )
+    };
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => format!(
-            "the macro ran out of fuel (it executed more than {fuel} wasm instructions); \
-             it may loop forever — if it is just slow, raise the fuel limit"
+            "it ran out of fuel: it executed more than {} wasm instructions (the `fuel` limit), \
+             which usually means an endless loop{}",
+            limits.fuel,
+            raise("fuel")
         ),
-        Some(Trap::StackOverflow) => {
-            "the macro overflowed its wasm stack (unbounded recursion?)".to_string()
-        }
-        Some(Trap::Interrupt) => "the macro was interrupted by the wall-clock backstop".to_string(),
-        Some(trap) => format!("the macro trapped: {trap}"),
+        Some(Trap::StackOverflow) => format!(
+            "it overflowed its {} wasm stack (the `stack` limit), which usually means unbounded \
+             recursion{}",
+            Size(limits.stack),
+            raise("stack")
+        ),
+        Some(Trap::Interrupt) => format!(
+            "it was stopped after running for {} s of wall-clock time (the `timeout` limit) \
+             without running out of fuel{}",
+            limits.timeout.as_secs_f64(),
+            raise("timeout")
+        ),
+        Some(Trap::UnreachableCodeReached) => "it aborted without reporting a panic (a panic \
+             inside a panic hook, `std::process::abort`, or an allocation failure); what it \
+             printed is above"
+            .to_string(),
+        Some(trap) => format!("it trapped: {trap}"),
         None => {
             let text = format!("{error:#}");
-            if text.contains("memory") {
-                format!("the macro exceeded its memory limit: {text}")
+            if text.contains("growing memory") {
+                format!(
+                    "it tried to grow its memory past {} (the `memory` limit){}",
+                    Size(limits.memory),
+                    raise("memory")
+                )
             } else {
-                format!("the macro failed: {text}")
+                format!("it failed: {text}")
             }
         }
+    }
+}
+
+/// The epoch deadline for a timeout, in ticks of [`EPOCH_TICK`].
+fn epoch_ticks(timeout: Duration) -> u64 {
+    (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the engine
+/// lives (the thread holds only a weak reference).
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("wasmacro-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        // Without the ticker the deadline is never reached: fuel still stops
+        // runaway code, only the backstop for blocking calls is lost.
+        tracing::warn!("could not start the epoch thread: {e}");
     }
 }
 
@@ -352,8 +472,27 @@ pub(crate) struct GuestState {
     oracle: Option<Box<dyn SpanOracle>>,
     /// Set by `report-panic`: `Some(message)` once the guest panicked.
     panic: Option<Option<String>>,
-    /// Why a span query failed, reported instead of the resulting trap.
-    oracle_error: Option<String>,
+    /// Why a host call failed (a span query, a refused socket), reported
+    /// instead of the trap it causes.
+    host_error: Option<String>,
+    /// What the running expansion tried that the sandbox refused.
+    attempts: BTreeSet<SandboxAttempt>,
+}
+
+impl crate::wasi::SandboxLog for GuestState {
+    fn attempted(&mut self, attempt: SandboxAttempt) {
+        self.attempts.insert(attempt);
+    }
+
+    fn refuse(&mut self, attempt: SandboxAttempt) -> wasmtime::Error {
+        // Said here, in full; not repeated by `explain_attempts`.
+        let message = format!(
+            "in the wasmacro sandbox, the macro tried to {attempt}\nhelp: a macro that needs the \
+             network must run natively: add its package to `deny` in `[workspace.metadata.wasmacro]`"
+        );
+        self.host_error = Some(message.clone());
+        wasmtime::Error::msg(message)
+    }
 }
 
 impl WasiView for GuestState {
@@ -380,7 +519,7 @@ impl GuestState {
     }
 
     fn fail(&mut self, message: String) -> wasmtime::Error {
-        self.oracle_error = Some(message.clone());
+        self.host_error = Some(message.clone());
         wasmtime::Error::msg(message)
     }
 

@@ -17,6 +17,7 @@
 mod cache;
 mod error;
 mod instance;
+mod limits;
 pub mod server;
 mod wasi;
 
@@ -25,6 +26,7 @@ pub use error::{ExpandError, LoadError};
 pub use instance::{
     Isolation, LoadedComponent, MacroInstance, Runtime, RuntimeConfig, SpanOracle, SpanOracleError,
 };
+pub use limits::{LimitError, Limits, Size};
 
 /// Generated bindings for the `wasmacro:proc-macro` world.
 mod bindings {

@@ -11,6 +11,7 @@ use crate::error::ExpandError;
 use crate::instance::{
     Isolation, LoadedComponent, MacroInstance, Runtime, SpanOracle, SpanOracleError,
 };
+use crate::limits::Size;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 use wasmacro_protocol::{
@@ -89,6 +90,77 @@ pub struct ServeStats {
     pub failures: u64,
     /// Time spent in expansions, including instantiation and span queries.
     pub busy: std::time::Duration,
+    /// The latest expansion, by content.
+    pub last: Option<ExpansionDigest>,
+}
+
+/// An expansion identified by content: BLAKE3 of the encoded request and of
+/// the encoded result (tokens with their span handles, or the error, and
+/// what the guest printed). Equal digests across builds mean byte-identical
+/// expansions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpansionDigest {
+    /// The macro expanded.
+    pub macro_name: String,
+    /// Hash of the request.
+    pub input: blake3::Hash,
+    /// Hash of the result.
+    pub output: blake3::Hash,
+}
+
+/// How long past its `timeout` an expansion may run before the server gives
+/// up on it and exits: the guest is stuck somewhere the epoch interrupt does
+/// not reach (a blocking host call), and rustc must not wait forever.
+const WATCHDOG_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Ends the process if an expansion outlives its timeout by [`WATCHDOG_GRACE`].
+struct Watchdog {
+    running: Arc<Mutex<Option<(std::time::Instant, String)>>>,
+}
+
+impl Watchdog {
+    fn start(crate_name: &str, timeout: std::time::Duration) -> Watchdog {
+        let running: Arc<Mutex<Option<(std::time::Instant, String)>>> = Arc::default();
+        let watched = Arc::downgrade(&running);
+        let crate_name = crate_name.to_string();
+        let limit = timeout + WATCHDOG_GRACE;
+        let spawned = std::thread::Builder::new()
+            .name("wasmacro-watchdog".into())
+            .spawn(move || {
+                while let Some(running) = watched.upgrade() {
+                    let overdue = running
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .as_ref()
+                        .filter(|(started, _)| started.elapsed() > limit)
+                        .map(|(_, name)| name.clone());
+                    drop(running);
+                    if let Some(name) = overdue {
+                        eprintln!(
+                            "error: wasmacro: the expansion of `{name}` of `{crate_name}` is still \
+                             running {} s after its timeout, in a host call the interrupt cannot \
+                             reach; stopping its server",
+                            WATCHDOG_GRACE.as_secs()
+                        );
+                        std::process::exit(70);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("could not start the watchdog thread: {e}");
+        }
+        Watchdog { running }
+    }
+
+    fn enter(&self, macro_name: &str) {
+        *self.running.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), macro_name.to_string()));
+    }
+
+    fn leave(&self) {
+        *self.running.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }
 
 /// Serves until the shim hangs up. Errors are I/O or protocol failures; every
@@ -117,6 +189,8 @@ pub fn serve_with_stats(
         return Ok(());
     };
     let isolation = runtime.config().isolation;
+    let limits = runtime.limits().clone();
+    let watchdog = Watchdog::start(&stats.crate_name, limits.timeout);
     let mut instance: Option<MacroInstance> = None;
     loop {
         let message = lock(&channel).receive()?;
@@ -134,42 +208,53 @@ pub fn serve_with_stats(
             }
         };
         let started = std::time::Instant::now();
+        watchdog.enter(&request.macro_name);
+        let input_digest = blake3::hash(&ShimMessage::Expand(request.clone()).encode());
         let reusable = instance
             .take()
             .filter(|i| !i.is_poisoned() && isolation == Isolation::PerCompilation);
         let (result, output) = match reusable.map(Ok).unwrap_or_else(|| component.instantiate()) {
             Ok(mut live) => {
                 let oracle = Box::new(ShimOracle(Arc::clone(&channel)));
-                let (result, output, _oracle) =
-                    live.expand(&request, oracle, runtime.fuel_per_expansion());
+                let (result, output, _oracle) = live.expand(&request, oracle);
                 instance = Some(live);
                 (result, output)
             }
             Err(e) => (Err(e), String::new()),
         };
-        let result = result.and_then(validate_output);
-        stats.expansions += 1;
-        stats.failures += u64::from(result.is_err());
-        stats.busy += started.elapsed();
-        on_expansion(&stats);
-        let result = result.map_err(|e| match e {
+        watchdog.leave();
+        let result = result.and_then(validate_output).map_err(|e| match e {
             ExpandError::Panicked(message) => ExpandFailure::Panicked(message),
             other => ExpandFailure::Error(other.to_string()),
         });
-        let mut message = ServerMessage::Expanded { result, output };
-        let mut bytes = message.encode();
-        if bytes.len() > wasmacro_protocol::MAX_FRAME_LEN as usize {
+        let mut failed = result.is_err();
+        let mut bytes = ServerMessage::Expanded { result, output }.encode();
+        let most = limits
+            .output
+            .min(u64::from(wasmacro_protocol::MAX_FRAME_LEN));
+        if bytes.len() as u64 > most {
+            failed = true;
             let text = format!(
-                "the macro returned {} MiB of tokens, more than the {} MiB a proc macro may return",
-                bytes.len() >> 20,
-                wasmacro_protocol::MAX_FRAME_LEN >> 20
+                "it returned {:.1} MiB of tokens, more than the `output` limit of {}; if the \
+                 macro needs more, raise `output` in `[workspace.metadata.wasmacro.limits]`",
+                bytes.len() as f64 / f64::from(1 << 20),
+                Size(most)
             );
-            message = ServerMessage::Expanded {
+            let message = ServerMessage::Expanded {
                 result: Err(ExpandFailure::Error(text)),
                 output: String::new(),
             };
             bytes = message.encode();
         }
+        stats.expansions += 1;
+        stats.failures += u64::from(failed);
+        stats.busy += started.elapsed();
+        stats.last = Some(ExpansionDigest {
+            macro_name: request.macro_name.clone(),
+            input: input_digest,
+            output: blake3::hash(&bytes),
+        });
+        on_expansion(&stats);
         let mut channel = lock(&channel);
         wasmacro_protocol::write_frame(&mut channel.writer, &bytes)?;
     }

@@ -102,3 +102,106 @@ pub(crate) fn virtualize_sleep<T: wasmtime_wasi::WasiView + 'static>(
     linker.allow_shadowing(false);
     Ok(())
 }
+
+/// Something a guest tried that the sandbox does not provide. Recorded so a
+/// failure can say that the macro ran as wasm and what it was denied.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum SandboxAttempt {
+    /// Looked for a directory to open a path in (there are none).
+    Filesystem,
+    /// Read the environment (it is empty).
+    Environment,
+    /// Read its arguments (there are none).
+    Arguments,
+    /// Created a socket of this kind (refused).
+    Socket(&'static str),
+    /// Looked up a host name (refused).
+    Resolve(String),
+}
+
+impl std::fmt::Display for SandboxAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SandboxAttempt::Filesystem => {
+                f.write_str("open a file or directory, but the sandbox has no filesystem")
+            }
+            SandboxAttempt::Environment => {
+                f.write_str("read environment variables, but the sandbox has none")
+            }
+            SandboxAttempt::Arguments => {
+                f.write_str("read command-line arguments, but the sandbox has none")
+            }
+            SandboxAttempt::Socket(kind) => {
+                write!(f, "open a {kind} socket, but the sandbox has no network")
+            }
+            SandboxAttempt::Resolve(host) => write!(
+                f,
+                "resolve the host name `{}`, but the sandbox has no network",
+                host.escape_debug()
+            ),
+        }
+    }
+}
+
+/// Where the shadowed WASI functions report to.
+pub(crate) trait SandboxLog {
+    /// Notes an attempt the guest survives (it sees an empty answer).
+    fn attempted(&mut self, attempt: SandboxAttempt);
+    /// Notes an attempt and returns the error that ends the expansion.
+    fn refuse(&mut self, attempt: SandboxAttempt) -> wasmtime::Error;
+}
+
+/// The WASI version wasmtime-wasi 48 defines for every interface.
+const WASI_VERSION: &str = "0.2.12";
+
+/// Replaces the WASI functions through which a guest reaches for ambient
+/// authority, so each attempt is recorded. The answers do not change what the
+/// sandbox allows: no preopened directories, an empty environment and no
+/// arguments, as before; socket creation and name lookups, which the context
+/// already denies, now end the expansion with an error saying what was tried
+/// (a macro that swallowed the socket error would otherwise fail in some
+/// confusing way later, or succeed differently than natively).
+pub(crate) fn watch_ambient_authority<T: SandboxLog + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::Val;
+
+    linker.allow_shadowing(true);
+    let empty_list = |attempt: SandboxAttempt| {
+        move |mut store: wasmtime::StoreContextMut<'_, T>,
+              _: wasmtime::component::types::ComponentFunc,
+              _: &[Val],
+              results: &mut [Val]| {
+            store.data_mut().attempted(attempt.clone());
+            if let Some(result) = results.first_mut() {
+                *result = Val::List(Vec::new());
+            }
+            Ok(())
+        }
+    };
+    let mut preopens = linker.instance(&format!("wasi:filesystem/preopens@{WASI_VERSION}"))?;
+    preopens.func_new("get-directories", empty_list(SandboxAttempt::Filesystem))?;
+    let mut environment = linker.instance(&format!("wasi:cli/environment@{WASI_VERSION}"))?;
+    environment.func_new("get-environment", empty_list(SandboxAttempt::Environment))?;
+    environment.func_new("get-arguments", empty_list(SandboxAttempt::Arguments))?;
+
+    for (interface, function, kind) in [
+        ("tcp-create-socket", "create-tcp-socket", "TCP"),
+        ("udp-create-socket", "create-udp-socket", "UDP"),
+    ] {
+        let mut instance = linker.instance(&format!("wasi:sockets/{interface}@{WASI_VERSION}"))?;
+        instance.func_new(function, move |mut store, _, _, _| {
+            Err(store.data_mut().refuse(SandboxAttempt::Socket(kind)))
+        })?;
+    }
+    let mut lookup = linker.instance(&format!("wasi:sockets/ip-name-lookup@{WASI_VERSION}"))?;
+    lookup.func_new("resolve-addresses", |mut store, _, params, _| {
+        let host = match params.get(1) {
+            Some(Val::String(host)) => host.clone(),
+            _ => String::new(),
+        };
+        Err(store.data_mut().refuse(SandboxAttempt::Resolve(host)))
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}

@@ -29,6 +29,12 @@ pub use codec::{DecodeError, Decoder, Encoder, read_frame, write_frame};
 /// their versions are equal.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The WIT package every component is built against (`wit/wasmacro.wit`).
+pub const CONTRACT_PACKAGE: &str = "wasmacro:proc-macro";
+
+/// The version of [`CONTRACT_PACKAGE`] this wasmacro implements.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
 /// The environment variable through which `wasmacro rustc` tells the shims
 /// which `wasmacro` executable to start as their server.
 pub const SERVER_ENV: &str = "WASMACRO_SERVER";

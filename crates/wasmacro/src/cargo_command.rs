@@ -18,6 +18,7 @@ use std::ffi::OsString;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use wasmacro_host::Limits;
 
 /// Options of `cargo wasmacro` itself; everything else goes to cargo.
 const USAGE: &str = "\
@@ -73,6 +74,9 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         Some(fd) => command.env(STATUS_FD_ENV, fd.to_string()),
         None => command.env_remove(STATUS_FD_ENV),
     };
+    if !policy.limits.is_empty() {
+        command.env(Limits::ENV, &policy.limits);
+    }
     if strict {
         command.env(STRICT_ENV, "1");
     } else {

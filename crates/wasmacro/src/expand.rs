@@ -248,8 +248,7 @@ pub fn run(
         mixed_site: call_site,
     };
     let mut instance = loaded.instantiate()?;
-    let (result, output, _) =
-        instance.expand(&request, Box::new(spans), runtime.fuel_per_expansion());
+    let (result, output, _) = instance.expand(&request, Box::new(spans));
     if !output.is_empty() {
         eprint!("{output}");
     }

@@ -16,10 +16,10 @@ mod status;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use wasmacro_build::{BuildOptions, PackageSource};
-use wasmacro_host::{CacheDir, Runtime, RuntimeConfig};
+use wasmacro_host::{CacheDir, Limits, Runtime, RuntimeConfig};
 
 #[derive(Parser)]
 #[command(
@@ -168,8 +168,15 @@ fn report(result: Result<ExitCode>) -> ExitCode {
 }
 
 fn runtime() -> Result<Runtime> {
-    Runtime::new(CacheDir::from_env(), RuntimeConfig::default())
-        .context("starting the wasm runtime")
+    let config = RuntimeConfig {
+        limits: limits_from_env()?,
+        ..RuntimeConfig::default()
+    };
+    Runtime::new(CacheDir::from_env(), config).context("starting the wasm runtime")
+}
+
+fn limits_from_env() -> Result<Limits> {
+    Limits::from_env().with_context(|| format!("reading `{}`", Limits::ENV))
 }
 
 fn build(
@@ -278,7 +285,10 @@ fn run_expand(
 }
 
 fn serve() -> Result<()> {
-    let mut config = RuntimeConfig::default();
+    let mut config = RuntimeConfig {
+        limits: limits_from_env()?,
+        ..RuntimeConfig::default()
+    };
     // Set by whoever runs rustc; shims pass their environment on.
     if let Some(value) = std::env::var_os("WASMACRO_ISOLATION") {
         config.isolation = match value.to_str() {
@@ -292,11 +302,38 @@ fn serve() -> Result<()> {
     let runtime =
         Runtime::new(CacheDir::from_env(), config).context("starting the wasm runtime")?;
     let stats_dir = std::env::var_os(rustc_wrapper::STATS_ENV).map(PathBuf::from);
+    let digests = std::env::var_os(EXPANSION_LOG_ENV).map(PathBuf::from);
     let record = |stats: &wasmacro_host::server::ServeStats| {
         if let Some(dir) = &stats_dir {
             rustc_wrapper::record_stats(dir, stats);
         }
+        if let (Some(log), Some(last)) = (&digests, &stats.last) {
+            log_expansion(log, &stats.crate_name, last);
+        }
     };
     wasmacro_host::server::serve_with_stats(&runtime, std::io::stdin(), std::io::stdout(), record)
         .context("serving a shim")
+}
+
+/// A file to which every server appends one line per expansion: crate,
+/// macro, and the BLAKE3 of its request and of its result. Two builds with
+/// equal logs (as sorted lines) expanded every macro to the same bytes.
+pub const EXPANSION_LOG_ENV: &str = "WASMACRO_EXPANSION_LOG";
+
+fn log_expansion(log: &Path, crate_name: &str, digest: &wasmacro_host::server::ExpansionDigest) {
+    use std::io::Write as _;
+    let line = format!(
+        "{crate_name}\t{}\t{}\t{}\n",
+        digest.macro_name, digest.input, digest.output
+    );
+    // One `write` of a short line to a file opened for appending: lines from
+    // concurrent servers do not interleave.
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        tracing::warn!("could not append to {}: {e}", log.display());
+    }
 }

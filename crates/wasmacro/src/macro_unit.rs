@@ -16,7 +16,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use wasmacro_build::{BuildEvent, BuildOptions, PackageSource};
-use wasmacro_host::{CacheDir, Runtime, RuntimeConfig};
+use wasmacro_host::{CacheDir, Limits, Runtime, RuntimeConfig};
 
 /// Set (to the workspace root) when proc-macro crates should become
 /// components: by `cargo wasmacro`, or by a `.cargo/config.toml` opt-in.
@@ -143,7 +143,8 @@ fn compile_unit(command: &[OsString], unit: &MacroUnit, workspace: &Path) -> Res
     }
 
     status::print("Compiling", &format!("{} (wasm)", unit.describe()));
-    let component = match component_for(command, unit, workspace) {
+    let sandboxed = policy.sandboxed(&unit.package);
+    let component = match component_for(command, unit, workspace, sandboxed) {
         Ok(component) => component,
         Err(reason) => {
             if std::env::var_os(STRICT_ENV).is_some() {
@@ -191,6 +192,7 @@ fn component_for(
     command: &[OsString],
     unit: &MacroUnit,
     workspace: &Path,
+    sandboxed: bool,
 ) -> Result<UnitComponent, String> {
     let rustc = real_rustc(command);
     let cache = CacheDir::from_env();
@@ -219,11 +221,11 @@ fn component_for(
     };
     let built = wasmacro_build::build_component_with_progress(&options, &runtime, &progress)
         .map_err(|e| one_line_reason(&e))?;
-    if let Some(import) = built
+    let ambient = built
         .imports
         .iter()
-        .find(|i| i.starts_with("wasi:filesystem/") || i.starts_with("wasi:sockets/"))
-    {
+        .find(|i| i.starts_with("wasi:filesystem/") || i.starts_with("wasi:sockets/"));
+    if let Some(import) = ambient.filter(|_| !sandboxed) {
         let needs = if import.starts_with("wasi:filesystem/") {
             "the filesystem"
         } else {
@@ -280,7 +282,7 @@ fn compile_native(
     Ok(exit_code(status))
 }
 
-/// Records the unit and makes cargo track the policy: the `env-dep` line is
+/// Records the unit and makes cargo track the policy and limits: the `env-dep` line is
 /// how rustc tells cargo about `env!`, so cargo rebuilds the unit when
 /// [`Policy::ENV`] changes.
 fn finish(unit: &MacroUnit, placement: Placement, component: Option<String>) -> Result<()> {
@@ -292,6 +294,11 @@ fn finish(unit: &MacroUnit, placement: Placement, component: Option<String>) -> 
         text.push('\n');
     }
     text.push_str(&format!("# env-dep:{}={policy}\n", Policy::ENV));
+    // The servers' limits (set from the policy, or by whoever runs cargo).
+    match std::env::var(Limits::ENV) {
+        Ok(limits) => text.push_str(&format!("# env-dep:{}={limits}\n", Limits::ENV)),
+        Err(_) => text.push_str(&format!("# env-dep:{}\n", Limits::ENV)),
+    }
     std::fs::write(&dep_info, text).with_context(|| format!("writing {}", dep_info.display()))?;
 
     let record = UnitRecord {

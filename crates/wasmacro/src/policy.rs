@@ -7,10 +7,17 @@
 //! [workspace.metadata.wasmacro]
 //! run = "all"                 # or "opted-in", or ["serde_derive", "thiserror-impl"]
 //! deny = ["sqlx-macros"]      # never run as wasm
+//! sandbox = ["my-macros"]     # run as wasm even if it imports the filesystem
+//!                             # or the network: the sandbox refuses at run time
+//!
+//! [workspace.metadata.wasmacro.limits]   # per expansion; see `Limits`
+//! fuel = 20_000_000_000
+//! memory = "2GiB"
 //! ```
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use wasmacro_host::Limits;
 
 /// Which macros the policy runs as wasm.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +41,16 @@ pub struct Policy {
     pub run: RunSet,
     /// Packages that never run as wasm.
     pub deny: BTreeSet<String>,
+    /// Packages that run as wasm even when their component imports the
+    /// filesystem or sockets (which otherwise makes them fall back): they get
+    /// none, and an attempt fails the expansion with an error saying so.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub sandbox: BTreeSet<String>,
+    /// The `limits` table in [`Limits`]' text form, or empty for the
+    /// defaults. Part of the policy so that cargo tracks it: new limits can
+    /// change what a macro does, so they rebuild the proc-macro units.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub limits: String,
 }
 
 /// A policy that cannot be read.
@@ -121,12 +138,45 @@ impl Policy {
                     })?;
                     policy.deny = names(list).map_err(|r| error(format!("`deny`: {r}")))?;
                 }
+                "sandbox" => {
+                    let list = value.as_array().ok_or_else(|| {
+                        error("`sandbox` must be a list of package names".to_string())
+                    })?;
+                    policy.sandbox = names(list).map_err(|r| error(format!("`sandbox`: {r}")))?;
+                }
+                "limits" => {
+                    let table = value.as_table_like().ok_or_else(|| {
+                        error("`limits` must be a table, e.g. `limits = { fuel = 20e9 }`".into())
+                    })?;
+                    let mut limits = Limits::default();
+                    for (key, value) in table.iter() {
+                        let text = match (value.as_integer(), value.as_float(), value.as_str()) {
+                            (Some(n), _, _) => n.to_string(),
+                            // `fuel = 2e10` is a float in TOML.
+                            (_, Some(x), _) if x.fract() == 0.0 && (0.0..1.8e19).contains(&x) => {
+                                format!("{}", x as u64)
+                            }
+                            (_, _, Some(text)) => text.to_string(),
+                            _ => {
+                                return Err(error(format!(
+                                    "limit `{key}` must be a number or a string, not `{}`",
+                                    value.to_string().trim()
+                                )));
+                            }
+                        };
+                        limits
+                            .set(key, &text)
+                            .map_err(|e| error(format!("[metadata.wasmacro.limits]: {e}")))?;
+                    }
+                    policy.limits = limits.to_string();
+                }
                 // The author's opt-in lives in the same table of a macro
                 // package's own manifest.
                 "wasm" => {}
                 other => {
                     return Err(error(format!(
-                        "unknown key `{other}` in [metadata.wasmacro] (expected `run` or `deny`)"
+                        "unknown key `{other}` in [metadata.wasmacro] (expected `run`, `deny`, \
+                         `sandbox` or `limits`)"
                     )));
                 }
             }
@@ -147,10 +197,19 @@ impl Policy {
         })
     }
 
+    /// Whether `package` stays in the sandbox even if it imports the
+    /// filesystem or sockets.
+    pub fn sandboxed(&self, package: &str) -> bool {
+        self.sandbox.contains(package)
+    }
+
     /// Where `package` runs, given whether its author opted in.
     pub fn place(&self, package: &str, author_opted_in: bool) -> Placement {
         if self.deny.contains(package) {
             return Placement::Native("denied by the project's policy".into());
+        }
+        if self.sandbox.contains(package) {
+            return Placement::Wasm("sandboxed by the project's policy".into());
         }
         match &self.run {
             RunSet::All => Placement::Wasm("policy: all".into()),
@@ -193,6 +252,31 @@ pub fn author_opted_in(manifest: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_are_part_of_the_policy() {
+        let policy = Policy::from_manifest(
+            "[workspace.metadata.wasmacro.limits]\nfuel = 2e9\nmemory = \"64MiB\"\ntimeout = 30\n",
+            "Cargo.toml",
+        )
+        .unwrap();
+        let limits = Limits::parse(&policy.limits).unwrap();
+        assert_eq!(limits.fuel, 2_000_000_000);
+        assert_eq!(limits.memory, 64 << 20);
+        assert_eq!(limits.timeout, std::time::Duration::from_secs(30));
+        assert_eq!(Policy::from_env(&policy.to_env()).unwrap(), policy);
+
+        let error = Policy::from_manifest(
+            "[workspace.metadata.wasmacro.limits]\nmemory = \"a lot\"\n",
+            "Cargo.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "Cargo.toml: [metadata.wasmacro.limits]: limit `memory`: `a lot` is not a size, e.g. 512MiB"
+        );
+    }
 
     #[test]
     fn reads_workspace_then_package_tables() {
