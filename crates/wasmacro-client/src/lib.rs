@@ -191,7 +191,12 @@ fn run(
         *slot = None;
     }
     let tokens = outcome?;
-    unflatten(&tokens, &table).map_err(|why| Failure::Error(format!("it returned {why}")))
+    unflatten(&tokens, &table).map_err(|why| {
+        Failure::Error(format!(
+            "it returned {why}\nhelp: rustc cannot accept these tokens; this is a bug in the \
+             macro or its component (`proc_macro` itself cannot make them)"
+        ))
+    })
 }
 
 /// A running `wasmacro serve` for one component.

@@ -96,6 +96,17 @@ impl CacheDir {
         self.root.join("precompiled")
     }
 
+    /// Creates the cache directory if needed and checks that it can be
+    /// written: every command that builds or caches needs to.
+    pub fn ensure_writable(&self) -> Result<(), LoadError> {
+        fs::create_dir_all(&self.root)
+            .and_then(|()| tempfile::NamedTempFile::new_in(&self.root).map(drop))
+            .map_err(|source| LoadError::CacheUnwritable {
+                dir: self.root.clone(),
+                source,
+            })
+    }
+
     /// The component with this hash.
     pub fn component(&self, hash: &ComponentHash) -> PathBuf {
         self.components().join(format!("{hash}.wasm"))
@@ -103,7 +114,7 @@ impl CacheDir {
 }
 
 /// Magic bytes opening a precompiled entry: format name and version.
-const PRECOMPILED_MAGIC: &[u8; 8] = b"WMCWASM1";
+pub(crate) const PRECOMPILED_MAGIC: &[u8; 8] = b"WMCWASM1";
 
 /// Components and their precompiled code, on disk.
 pub struct ComponentCache {
@@ -173,7 +184,11 @@ impl ComponentCache {
                     // of an engine with the same compatibility hash and its
                     // checksum matches, so it is the bytes wasmtime wrote.
                     match unsafe { Component::deserialize(engine, code) } {
-                        Ok(component) => return Ok(component),
+                        Ok(component) => {
+                            crate::maintenance::mark_used(&path);
+                            crate::maintenance::mark_used(&self.dir.component(hash));
+                            return Ok(component);
+                        }
                         Err(e) => {
                             tracing::warn!(path = %path.display(), "discarding precompiled entry: {e}")
                         }
@@ -205,7 +220,7 @@ impl ComponentCache {
 }
 
 /// The payload of a precompiled entry if its magic and checksum are right.
-fn verified_payload(entry: &[u8]) -> Option<&[u8]> {
+pub(crate) fn verified_payload(entry: &[u8]) -> Option<&[u8]> {
     let rest = entry.strip_prefix(PRECOMPILED_MAGIC.as_slice())?;
     let (checksum, payload) = rest.split_at_checked(32)?;
     (blake3::hash(payload).as_bytes() == checksum).then_some(payload)

@@ -25,19 +25,30 @@ pub enum LoadError {
         /// wasmtime's explanation.
         reason: String,
     },
-    /// The component implements another version of the contract, or none.
+    /// The component implements another version of the contract.
     #[error(
-        "{what} was built against {}, but this wasmacro runs components built against \
+        "{what} was built against {found}, but this wasmacro runs components built against \
          {}@{}; rebuild it with this wasmacro (`wasmacro build`, or `cargo wasmacro` does it)",
-        found.as_deref().unwrap_or("no wasmacro contract (it does not export `wasmacro:proc-macro/macros`)"),
         wasmacro_protocol::CONTRACT_PACKAGE,
         wasmacro_protocol::CONTRACT_VERSION
     )]
     Contract {
         /// What was loaded.
         what: String,
-        /// The contract it implements, if any.
-        found: Option<String>,
+        /// The contract it implements.
+        found: String,
+    },
+    /// The cache directory cannot be created or written.
+    #[error(
+        "the wasmacro cache directory {} cannot be written: {source}; set WASMACRO_CACHE_DIR \
+         to a writable directory",
+        dir.display()
+    )]
+    CacheUnwritable {
+        /// The cache root.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
     },
     /// Reading or writing the cache failed.
     #[error("wasmacro cache I/O failed at {path}: {source}")]
@@ -68,7 +79,10 @@ pub enum ExpandError {
     #[error("the component rejected its input tokens: {0}")]
     InvalidInput(String),
     /// The guest returned tokens rustc would reject.
-    #[error("the macro returned {0}")]
+    #[error(
+        "the macro returned {0}\nhelp: rustc cannot accept these tokens; this is a bug in the \
+         macro or its component (`proc_macro` itself cannot make them)"
+    )]
     InvalidOutput(String),
     /// The instance could not be created.
     #[error("could not instantiate the component: {0}")]

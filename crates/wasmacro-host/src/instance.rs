@@ -192,11 +192,20 @@ impl Runtime {
             .filter_map(|name| name.strip_prefix(&prefix))
             .map(|rest| rest.split_once('@').map_or("", |(_, version)| version))
             .collect();
-        match versions.iter().find(|v| **v != CONTRACT_VERSION) {
-            None if !versions.is_empty() => Ok(()),
-            found => Err(LoadError::Contract {
+        if versions.is_empty() {
+            return Err(LoadError::Invalid {
                 what: what.to_string(),
-                found: found.map(|v| format!("{CONTRACT_PACKAGE}@{v}")),
+                reason: format!(
+                    "it neither imports nor exports any `{CONTRACT_PACKAGE}` interface \
+                     (an empty component, or one made for another host)"
+                ),
+            });
+        }
+        match versions.iter().find(|v| **v != CONTRACT_VERSION) {
+            None => Ok(()),
+            Some(found) => Err(LoadError::Contract {
+                what: what.to_string(),
+                found: format!("{CONTRACT_PACKAGE}@{found}"),
             }),
         }
     }

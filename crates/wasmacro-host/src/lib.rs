@@ -18,6 +18,7 @@ mod cache;
 mod error;
 mod instance;
 mod limits;
+pub mod maintenance;
 pub mod server;
 mod wasi;
 

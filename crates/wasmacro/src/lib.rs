@@ -33,6 +33,24 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum CacheAction {
+    /// What each section of the cache holds.
+    Stats,
+    /// Check every component and precompiled entry; remove the corrupt ones
+    /// (they are rebuilt when next needed). Fails if any were found.
+    Verify,
+    /// Remove entries not used for a while.
+    Gc {
+        /// Remove what was not used for this many days.
+        #[arg(long, default_value_t = 30)]
+        max_age_days: u64,
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Build a proc-macro package into a wasm32-wasip2 component.
     Build {
@@ -85,6 +103,11 @@ enum Command {
         /// `[--strict] COMMAND [cargo args…]`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
+    },
+    /// Look after the cache: `stats`, `verify`, `gc`.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
     },
     /// Serve one component to a shim over stdin/stdout (started by shims).
     #[command(hide = true)]
@@ -154,6 +177,7 @@ pub fn main() -> ExitCode {
         Command::Rustc { args } => rustc_wrapper::run(args),
         Command::Cargo { args } => cargo_command::run(args),
         Command::Serve => serve().map(|()| ExitCode::SUCCESS),
+        Command::Cache { action } => cache_command(action),
     })
 }
 
@@ -198,7 +222,9 @@ fn build(
         }
         None => PackageSource::Path(path.unwrap_or_else(|| PathBuf::from("."))),
     };
-    let mut options = BuildOptions::new(source, CacheDir::from_env());
+    let cache = CacheDir::from_env();
+    cache.ensure_writable()?;
+    let mut options = BuildOptions::new(source, cache);
     options.features = features
         .into_iter()
         .flat_map(|f| f.split_whitespace().map(String::from).collect::<Vec<_>>())
@@ -226,6 +252,75 @@ fn build(
     );
     println!("{}", built.hash);
     Ok(())
+}
+
+fn cache_command(action: CacheAction) -> Result<ExitCode> {
+    use wasmacro_host::maintenance;
+    let cache = CacheDir::from_env();
+    let root = cache.root().display();
+    match action {
+        CacheAction::Stats => {
+            println!("wasmacro cache at {root}");
+            let sections = maintenance::stats(&cache);
+            for (section, (_, what)) in sections.iter().zip(maintenance::SECTIONS) {
+                println!(
+                    "  {:<12} {:>6} entries  {:>10}  {what}",
+                    section.name,
+                    section.entries,
+                    human(section.bytes)
+                );
+            }
+            let total: u64 = sections.iter().map(|s| s.bytes).sum();
+            println!("  {:<12} {:>6}          {:>10}", "total", "", human(total));
+            Ok(ExitCode::SUCCESS)
+        }
+        CacheAction::Verify => {
+            let problems = maintenance::verify(&cache)
+                .with_context(|| format!("verifying the wasmacro cache at {root}"))?;
+            for problem in &problems {
+                println!("removed {}: {}", problem.path.display(), problem.what);
+            }
+            if problems.is_empty() {
+                println!("wasmacro cache at {root}: every entry is intact");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "error: {} corrupt or leftover cache entries (removed; they are rebuilt \
+                     when next needed)",
+                    problems.len()
+                );
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        CacheAction::Gc {
+            max_age_days,
+            dry_run,
+        } => {
+            let max_age = std::time::Duration::from_secs(max_age_days.saturating_mul(86_400));
+            let report = maintenance::gc(&cache, max_age, dry_run)
+                .with_context(|| format!("collecting the wasmacro cache at {root}"))?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for path in &report.removed {
+                println!("{verb} {}", path.display());
+            }
+            println!(
+                "{verb} {} entries ({}) not used for {max_age_days} days",
+                report.removed.len(),
+                human(report.bytes)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Bytes for people: `117.3 MiB`.
+fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / f64::from(1 << 30)),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1 << 20)),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / f64::from(1 << 10)),
+        b => format!("{b} B"),
+    }
 }
 
 fn describe_source(source: &PackageSource) -> String {

@@ -142,6 +142,7 @@ fn compile_unit(command: &[OsString], unit: &MacroUnit, workspace: &Path) -> Res
         return compile_native(command, unit, placement);
     }
 
+    CacheDir::from_env().ensure_writable()?;
     status::print("Compiling", &format!("{} (wasm)", unit.describe()));
     let sandboxed = policy.sandboxed(&unit.package);
     let component = match component_for(command, unit, workspace, sandboxed) {

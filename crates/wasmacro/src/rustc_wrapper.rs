@@ -247,10 +247,13 @@ fn rewrite_extern(
     let crate_name = name.rsplit(':').next().unwrap_or(name);
     let runtime = match runtime {
         Some(runtime) => runtime,
-        None => runtime.insert(
-            Runtime::new(cache.clone(), RuntimeConfig::default())
-                .context("starting the wasm runtime")?,
-        ),
+        None => {
+            cache.ensure_writable()?;
+            runtime.insert(
+                Runtime::new(cache.clone(), RuntimeConfig::default())
+                    .context("starting the wasm runtime")?,
+            )
+        }
     };
     let bytes = std::fs::read(path)
         .with_context(|| format!("reading proc-macro component {path} (for `--extern {name}`)"))?;
@@ -268,6 +271,9 @@ fn rewrite_extern(
     };
     let shim = wasmacro_shim::ensure_shim(rustc, &cache.root().join("shims"), &spec)
         .with_context(|| format!("making the native shim for {path}"))?;
+    if let Some(dir) = shim.parent() {
+        wasmacro_host::maintenance::mark_used(dir);
+    }
     tracing::debug!(%name, component = %hash, shim = %shim.display(), "wasm extern");
     let mut rewritten = OsString::from(format!("{name}="));
     rewritten.push(shim.as_os_str());

@@ -97,11 +97,11 @@ fn a_sleeping_macro_does_not_hold_up_the_build() {
 
 #[test]
 fn concurrent_compilations_fill_one_cold_cache_safely() {
-    // Four rustc processes race to cache the component, precompile it and
+    // Eight rustc processes race to cache the component, precompile it and
     // build its shim in an empty cache; all must succeed and agree.
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().display().to_string();
-    let runs: Vec<_> = (0..4)
+    let runs: Vec<_> = (0..8)
         .map(|run| {
             let cache_dir = cache_dir.clone();
             std::thread::spawn(move || {

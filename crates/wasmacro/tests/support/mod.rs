@@ -113,7 +113,8 @@ pub fn component(spec: &str) -> PathBuf {
         }
         None => {
             command.arg(fixtures().join(spec));
-            spec.to_string()
+            // A package inside a fixture project: `project/package`.
+            spec.rsplit('/').next().unwrap_or(spec).to_string()
         }
     };
     let output = command.output().expect("wasmacro runs");

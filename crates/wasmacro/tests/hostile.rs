@@ -1,0 +1,315 @@
+//! Hostile and broken macros: each case of the `hostile` fixture (one example
+//! per case) must end in a rustc error naming the macro, what it attempted or
+//! which limit it hit, and a hint; nothing may hang, crash rustc or reach
+//! outside the sandbox; time, randomness and hash order must come out the same
+//! on every run.
+
+mod support;
+
+use std::io::Read as _;
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use support::{project_copy, text};
+
+/// Every case, and what its diagnostics must say (all of it, in order of
+/// appearance within the rendered errors). Each case also names the macro.
+const CASES: &[(&str, &[&str])] = &[
+    (
+        "read_file_absolute",
+        &[
+            "proc macro panicked",
+            "the sandbox has no filesystem",
+            "help:",
+        ],
+    ),
+    (
+        "read_file_relative",
+        &[
+            "proc macro panicked",
+            "the sandbox has no filesystem",
+            "help:",
+        ],
+    ),
+    (
+        "read_file_in_manifest_dir",
+        &[
+            "proc macro panicked",
+            "the sandbox has no filesystem",
+            "read environment variables",
+            "help:",
+        ],
+    ),
+    (
+        "write_file",
+        &[
+            "proc macro panicked",
+            "the sandbox has no filesystem",
+            "help:",
+        ],
+    ),
+    (
+        "read_env",
+        &[
+            "proc macro panicked",
+            "read environment variables, but the sandbox has none",
+            "help:",
+        ],
+    ),
+    (
+        "tcp_connect",
+        &[
+            "`tcp_connect` of `hostile_macros` (wasm)",
+            "tried to open a TCP socket, but the sandbox has no network",
+            "help:",
+        ],
+    ),
+    (
+        "resolve_host",
+        &[
+            "`resolve_host` of `hostile_macros` (wasm)",
+            "tried to resolve the host name `localhost`",
+            "help:",
+        ],
+    ),
+    (
+        "spawn_process",
+        &[
+            "proc macro panicked",
+            "operation not supported on this platform",
+            "processes, threads or signals",
+        ],
+    ),
+    (
+        "loop_forever",
+        &[
+            "`loop_forever` of `hostile_macros` (wasm)",
+            // The project's limit, from its Cargo.toml.
+            "more than 1000000000 wasm instructions (the `fuel` limit)",
+            "raise `fuel` in `[workspace.metadata.wasmacro.limits]`",
+        ],
+    ),
+    (
+        "allocate_forever",
+        &[
+            "`allocate_forever` of `hostile_macros` (wasm)",
+            "grow its memory past 256MiB (the `memory` limit)",
+            "raise `memory`",
+        ],
+    ),
+    (
+        "recurse_forever",
+        &[
+            "`recurse_forever` of `hostile_macros` (wasm)",
+            "overflowed its 512KiB wasm stack (the `stack` limit)",
+            "raise `stack`",
+        ],
+    ),
+    (
+        "just_panic",
+        &["proc macro panicked", "message: this macro always panics"],
+    ),
+    (
+        "panic_in_panic_hook",
+        &[
+            "`panic_in_panic_hook` of `hostile_macros` (wasm)",
+            "aborted without reporting a panic (a panic inside a panic hook",
+        ],
+    ),
+    (
+        "forged_span",
+        &[
+            "`forged_span` of `hostile_macros` (wasm)",
+            "span handle 0xabcdef, which this expansion never handed out",
+            "help: rustc cannot accept these tokens",
+        ],
+    ),
+    (
+        "forged_ident",
+        &[
+            "`forged_ident` of `hostile_macros` (wasm)",
+            "an invalid identifier",
+            "help: rustc cannot accept these tokens",
+        ],
+    ),
+    (
+        "forged_literal",
+        &[
+            "`forged_literal` of `hostile_macros` (wasm)",
+            "an invalid literal",
+            "help: rustc cannot accept these tokens",
+        ],
+    ),
+    (
+        "forged_punct",
+        &[
+            "`forged_punct` of `hostile_macros` (wasm)",
+            "an invalid punctuation character 'a'",
+            "help: rustc cannot accept these tokens",
+        ],
+    ),
+    (
+        "huge_output",
+        &[
+            "`huge_output` of `hostile_macros` (wasm)",
+            "returned 100.0 MiB of tokens, more than the `output` limit of 16MiB",
+            "raise `output`",
+        ],
+    ),
+];
+
+/// Cases that must compile and print the same on every run.
+const DETERMINISTIC: &[&str] = &["clock", "hash_order", "random"];
+
+const SECRET_VAR: &str = "WASMACRO_HOSTILE_SECRET";
+const WRITTEN: &str = "/tmp/wasmacro-hostile-write.txt";
+const SPAWNED: &str = "/tmp/wasmacro-hostile-spawned.txt";
+
+/// The rendered errors of each example, from `--message-format=json`.
+fn errors_by_example(stdout: &[u8]) -> std::collections::BTreeMap<String, String> {
+    let mut errors = std::collections::BTreeMap::<String, String>::new();
+    for line in String::from_utf8_lossy(stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-message" || message["message"]["level"] != "error" {
+            continue;
+        }
+        let name = message["target"]["name"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        let rendered = message["message"]["rendered"].as_str().unwrap_or_default();
+        errors.entry(name).or_default().push_str(rendered);
+    }
+    errors
+}
+
+fn first_line_and_notes(rendered: &str) -> String {
+    rendered
+        .lines()
+        .filter(|l| l.starts_with("error") || l.contains("= help") || l.contains("note:"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+#[test]
+fn every_hostile_macro_gets_a_clear_error_and_nothing_escapes() {
+    let dir = project_copy("hostile");
+    // A port that listens for the macro's connection; nothing may arrive.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap();
+    let example = dir.join("examples/tcp_connect.rs");
+    let source = std::fs::read_to_string(&example).unwrap();
+    std::fs::write(
+        &example,
+        source.replace("127.0.0.1:9", &address.to_string()),
+    )
+    .unwrap();
+    for path in [WRITTEN, SPAWNED] {
+        let _ = std::fs::remove_file(path);
+    }
+    let secret = format!("secret-{}", std::process::id());
+
+    let started = std::time::Instant::now();
+    let output = {
+        let mut command = support::wasmacro();
+        command
+            .current_dir(&dir)
+            .args([
+                "cargo",
+                "build",
+                "--locked",
+                "--examples",
+                "--keep-going",
+                "--message-format=json",
+            ])
+            .env("CARGO", env!("CARGO"))
+            .env("CARGO_TERM_COLOR", "never")
+            .env(SECRET_VAR, &secret)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTC_WRAPPER");
+        command.output().expect("cargo wasmacro runs")
+    };
+    let elapsed = started.elapsed();
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success(), "the hostile cases must fail");
+    // rustc itself never crashed: an internal compiler error or a signal
+    // would say so.
+    assert!(!stderr.contains("internal compiler error"), "{stderr}");
+    assert!(!stderr.contains("SIGSEGV"), "{stderr}");
+    assert!(
+        stderr.contains("hostile-macros v0.1.0  wasm    sandboxed by the project's policy"),
+        "{stderr}"
+    );
+
+    let errors = errors_by_example(&output.stdout);
+    // Written past the test harness's capture, so CI logs show every case.
+    let mut log = std::io::stderr().lock();
+    let _ = writeln!(log, "\n{:<28} outcome", "case");
+    let mut failures = Vec::new();
+    for (case, expected) in CASES {
+        let rendered = errors.get(*case).map(String::as_str).unwrap_or_default();
+        let _ = writeln!(log, "{case:<28} {}", first_line_and_notes(rendered));
+        let mut rest = rendered;
+        for needle in *expected {
+            match rest.find(needle) {
+                Some(at) => rest = &rest[at + needle.len()..],
+                None => failures.push(format!("{case}: expected {needle:?} in:\n{rendered}")),
+            }
+        }
+        // rustc points at the invocation, which names the macro.
+        let at = format!("--> examples/{case}.rs");
+        if !(rendered.contains(&at) && rendered.contains("hostile_macros::")) {
+            failures.push(format!(
+                "{case}: the error does not point at the macro:\n{rendered}"
+            ));
+        }
+    }
+    for case in DETERMINISTIC {
+        let outcome = errors
+            .get(*case)
+            .map_or("compiles".to_string(), |e| e.clone());
+        let _ = writeln!(log, "{case:<28} {outcome}");
+    }
+    let _ = writeln!(log, "(all cases: {:.1} s)\n", elapsed.as_secs_f64());
+    drop(log);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+
+    // Nothing reached outside the sandbox.
+    assert!(!Path::new(WRITTEN).exists(), "a macro wrote {WRITTEN}");
+    assert!(!Path::new(SPAWNED).exists(), "a macro spawned a process");
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok((mut stream, _)) => {
+            let mut bytes = Vec::new();
+            let _ = stream.read_to_end(&mut bytes);
+            panic!("a macro connected to {address} and sent {bytes:?}");
+        }
+        Err(e) => panic!("accept failed: {e}"),
+    }
+    let everything = format!("{}{}", text(&output.stdout), stderr);
+    assert!(!everything.contains(&secret), "the secret leaked");
+
+    // Time stands still in the sandbox; randomness and hash order are fixed.
+    let clock = run_example(&dir, "clock");
+    assert!(
+        clock.starts_with("wall clock 0 ns since the epoch, 0 ns elapsed"),
+        "{clock}"
+    );
+    for case in DETERMINISTIC {
+        assert!(!errors.contains_key(*case), "{case}: {}", errors[*case]);
+    }
+}
+
+fn run_example(dir: &Path, name: &str) -> String {
+    let output = Command::new(dir.join("target/debug/examples").join(name))
+        .output()
+        .expect("the example runs");
+    assert!(output.status.success());
+    text(&output.stdout)
+}
