@@ -22,6 +22,13 @@ fn scratch() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasmacro-tests")
 }
 
+/// A directory for files a test generates.
+pub fn generated() -> PathBuf {
+    let dir = scratch().join("generated");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// The component cache every test shares (rebuilt from nothing on a clean
 /// checkout; reused between test binaries of one run).
 pub fn cache_dir() -> PathBuf {
@@ -162,6 +169,17 @@ pub fn compile_with_env(
     macros: &[(&str, &str)],
     env: &[(&str, &str)],
 ) -> Compiled {
+    compile_in(&fixtures().join("programs"), mode, program, macros, env)
+}
+
+/// [`compile_with_env`] for `<dir>/<program>.rs` (e.g. a generated program).
+pub fn compile_in(
+    dir: &Path,
+    mode: Mode,
+    program: &str,
+    macros: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> Compiled {
     let deps = native();
     let out_dir = scratch().join("programs");
     std::fs::create_dir_all(&out_dir).unwrap();
@@ -213,7 +231,7 @@ pub fn compile_with_env(
         }
     };
     let output = command
-        .current_dir(fixtures().join("programs"))
+        .current_dir(dir)
         .args(&args)
         .env_remove("RUSTC_WRAPPER")
         .envs(env.iter().copied())

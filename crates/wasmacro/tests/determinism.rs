@@ -1,0 +1,111 @@
+//! The same project built twice — in different directories, with different
+//! target directories and different component caches — gives byte-identical
+//! components and byte-identical expansions (`WASMACRO_EXPANSION_LOG` records
+//! a hash of every expansion's request and result), including the macros that
+//! read the clock, draw random numbers and iterate a `HashMap`.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use support::{fixtures, text};
+
+struct Build {
+    components: BTreeMap<String, Vec<u8>>,
+    expansions: Vec<String>,
+    outputs: Vec<String>,
+}
+
+const EXAMPLES: [&str; 3] = ["clock", "hash_order", "random"];
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        if entry.file_name() == "target" {
+            continue;
+        }
+        let to = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), to).unwrap();
+        }
+    }
+}
+
+/// Builds the hostile fixture's deterministic examples under `prefix`, from
+/// an empty cache.
+fn build_under(prefix: &str) -> Build {
+    let root = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    let project = root.path().join("a").join("project");
+    copy_dir(&fixtures().join("hostile"), &project);
+    let cache = root.path().join("cache");
+    let log = root.path().join("expansions.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmacro"));
+    command
+        .current_dir(&project)
+        .args(["cargo", "build", "--locked"])
+        .args(EXAMPLES.iter().flat_map(|e| ["--example", e]))
+        .env("CARGO", env!("CARGO"))
+        .env("WASMACRO_CACHE_DIR", &cache)
+        .env("WASMACRO_EXPANSION_LOG", &log)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTC_WRAPPER");
+    let output = command.output().expect("cargo wasmacro runs");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    let mut components = BTreeMap::new();
+    for entry in std::fs::read_dir(cache.join("components"))
+        .unwrap()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        components.insert(name, std::fs::read(entry.path()).unwrap());
+    }
+    let mut expansions: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    expansions.sort();
+    let outputs = EXAMPLES
+        .iter()
+        .map(|example| {
+            let run = Command::new(project.join("target/debug/examples").join(example))
+                .output()
+                .unwrap();
+            text(&run.stdout)
+        })
+        .collect();
+    Build {
+        components,
+        expansions,
+        outputs,
+    }
+}
+
+#[test]
+fn builds_in_different_places_give_identical_components_and_expansions() {
+    let first = build_under("wasmacro-determinism-");
+    let second = build_under("wasmacro-determinism-second-place-");
+    assert_eq!(first.components.len(), 1, "{:?}", first.components.keys());
+    assert_eq!(
+        first.components.keys().collect::<Vec<_>>(),
+        second.components.keys().collect::<Vec<_>>(),
+        "component hashes differ"
+    );
+    assert!(
+        first.components == second.components,
+        "component bytes differ"
+    );
+    assert_eq!(
+        first.expansions.len(),
+        EXAMPLES.len(),
+        "{:?}",
+        first.expansions
+    );
+    assert_eq!(first.expansions, second.expansions, "expansions differ");
+    assert_eq!(first.outputs, second.outputs);
+}
