@@ -177,7 +177,11 @@ impl BuiltComponent {
             "package": self.package,
             "version": self.version,
             "component": self.hash.as_str(),
-            "contract": "wasmacro:proc-macro@0.1.0",
+            "contract": format!(
+                "{}@{}",
+                wasmacro_protocol::CONTRACT_PACKAGE,
+                wasmacro_protocol::CONTRACT_VERSION
+            ),
             "macros": macros,
             "imports": self.imports,
         })

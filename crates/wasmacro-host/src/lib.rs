@@ -7,7 +7,8 @@
 //! and an `InstancePre`), and a [`MacroInstance`] that owns the guest's memory
 //! for as long as native macro state would live — one compilation.
 //!
-//! It must never: give a guest a preopened directory, an environment variable,
+//! It must never: run a guest without its limits (fuel, memory, stack, time,
+//! output); give a guest a preopened directory, an environment variable,
 //! an argument, a socket, the real clock or real randomness; trust bytes that
 //! come from a guest or from the cache without validating them; or let a guest
 //! failure escape as a panic of the host.

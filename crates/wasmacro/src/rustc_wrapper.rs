@@ -26,8 +26,10 @@ pub fn looks_like_rustc(arg: &OsStr) -> bool {
 /// rebuild everything, as a new rustc would.
 pub fn version_line() -> String {
     format!(
-        "wasmacro: {} (wasmacro:proc-macro@0.1.0, components {}, shims {})",
+        "wasmacro: {} ({}@{}, components {}, shims {})",
         env!("CARGO_PKG_VERSION"),
+        wasmacro_protocol::CONTRACT_PACKAGE,
+        wasmacro_protocol::CONTRACT_VERSION,
         wasmacro_build::embedded_sources_digest(),
         wasmacro_shim::embedded_sources_digest()
     )
