@@ -22,6 +22,7 @@ pub mod rewrite;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use wasmacro_host::maintenance::mark_used;
 use wasmacro_host::{CacheDir, ComponentHash, Runtime};
 use wasmacro_protocol::MacroDecl;
 
@@ -330,6 +331,7 @@ pub fn build_component_with_progress(
         content_key(&[key.as_bytes(), guest_key.as_bytes()])
     ));
     if let Some(built) = cached_build(&record, &package, runtime) {
+        mark_used(&record);
         progress(BuildEvent::Cached);
         return Ok(built);
     }
@@ -340,6 +342,8 @@ pub fn build_component_with_progress(
         &key[..16]
     ));
     let pkg_dir = work.join("pkg");
+    // `cache gc` must not collect what a running build uses.
+    mark_used(&work);
 
     // The two rewrites: the manifest stops being a proc-macro crate, and the
     // crate root loses its `#[proc_macro…]` attributes. Files are written
@@ -519,6 +523,7 @@ fn locate(options: &BuildOptions) -> Result<Package, BuildError> {
                 .join(format!("{name}-{version}"));
             std::fs::create_dir_all(fetch.join("src"))
                 .map_err(io_error(format!("creating {}", fetch.display())))?;
+            mark_used(&fetch);
             let manifest = format!(
                 "[package]\nname = \"wasmacro-fetch\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
                  [lib]\npath = \"src/lib.rs\"\n\n[dependencies]\n{name} = \"={version}\"\n\n[workspace]\n"
@@ -730,6 +735,7 @@ fn ensure_guest(options: &BuildOptions) -> Result<PathBuf, BuildError> {
     let dir = options.cache.root().join("guest").join(content_key(&parts));
     let rlib = dir.join("libproc_macro.rlib");
     if rlib.is_file() {
+        mark_used(&dir);
         return Ok(rlib);
     }
     let guest_root = options.cache.root().join("guest");
@@ -801,6 +807,9 @@ fn cargo_build(
     progress: &dyn Fn(BuildEvent),
 ) -> Result<PathBuf, BuildError> {
     let target_dir = options.cache.root().join("target");
+    for dir in ["release", "wasm32-wasip2"] {
+        mark_used(&target_dir.join(dir));
+    }
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));

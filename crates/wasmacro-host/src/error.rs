@@ -8,7 +8,9 @@ use std::path::PathBuf;
 pub enum LoadError {
     /// The component is not in the cache and no bytes were given.
     #[error(
-        "component {hash} is not in the wasmacro cache at {dir}; rebuild it with `wasmacro build`"
+        "component {hash} is not in the wasmacro cache at {}; rebuild it with `wasmacro build` \
+         (under `cargo wasmacro`: `cargo clean -p` the macro crate, then build again)",
+        dir.display()
     )]
     NotCached {
         /// The hash asked for.

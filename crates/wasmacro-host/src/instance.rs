@@ -74,8 +74,9 @@ impl Runtime {
         // Only a backstop: fuel stops runaway code first on any machine.
         wasm_config.epoch_interruption(true);
         let stack = usize::try_from(config.limits.stack).unwrap_or(usize::MAX);
-        // wasmtime-wasi runs guests on an async stack, which must hold the
-        // wasm stack plus the host frames of the calls it makes.
+        // Guests are called synchronously, on the calling thread's stack, but
+        // wasmtime requires `max_wasm_stack <= async_stack_size` whenever its
+        // async support is compiled in (wasmtime-wasi turns it on).
         wasm_config.async_stack_size(stack.saturating_add(1 << 20));
         wasm_config.max_wasm_stack(stack);
         // NaN bit patterns and relaxed SIMD differ between CPUs; a macro's
@@ -190,7 +191,10 @@ impl Runtime {
         let versions: BTreeSet<&str> = names
             .iter()
             .filter_map(|name| name.strip_prefix(&prefix))
-            .map(|rest| rest.split_once('@').map_or("", |(_, version)| version))
+            .map(|rest| {
+                rest.split_once('@')
+                    .map_or("(unversioned)", |(_, version)| version)
+            })
             .collect();
         if versions.is_empty() {
             return Err(LoadError::Invalid {
@@ -322,8 +326,10 @@ impl MacroInstance {
         let state = self.store.data_mut();
         state.oracle = Some(oracle);
         state.panic = None;
+        // Attempts are kept for the instance's life: wasi-libc asks for the
+        // environment and the preopened directories once per instance, so a
+        // later expansion failing for lack of them makes no call of its own.
         state.host_error = None;
-        state.attempts.clear();
         self.store
             .set_epoch_deadline(epoch_ticks(self.limits.timeout));
         let result = match self.store.set_fuel(self.limits.fuel) {
@@ -441,9 +447,11 @@ fn describe_trap(error: &wasmtime::Error, limits: &Limits) -> String {
     }
 }
 
-/// The epoch deadline for a timeout, in ticks of [`EPOCH_TICK`].
+/// The epoch deadline for a timeout, in ticks of [`EPOCH_TICK`]: one more
+/// than the timeout holds, since the first tick may come at once.
 fn epoch_ticks(timeout: Duration) -> u64 {
-    (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    let ticks = timeout.as_millis() / EPOCH_TICK.as_millis() + 1;
+    u64::try_from(ticks).unwrap_or(u64::MAX / 2)
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the engine
@@ -484,7 +492,7 @@ pub(crate) struct GuestState {
     /// Why a host call failed (a span query, a refused socket), reported
     /// instead of the trap it causes.
     host_error: Option<String>,
-    /// What the running expansion tried that the sandbox refused.
+    /// What the guest tried that the sandbox refused, over the instance's life.
     attempts: BTreeSet<SandboxAttempt>,
 }
 

@@ -13,6 +13,10 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The largest `output` limit: what fits in a protocol frame with room for
+/// the guest's printed output.
+const MAX_OUTPUT: u64 = 192 << 20;
+
 /// Per-expansion limits. Every field has a default generous enough for real
 /// macros (serde_derive on a 500-field struct uses a small fraction of each).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,15 +97,23 @@ impl Limits {
             "fuel" if self.fuel == 0 => fail("must be more than 0"),
             // A wasm page is 64 KiB; a Rust guest needs a few pages to start.
             "memory" if self.memory < 1 << 20 => fail("must be at least 1MiB"),
-            // wasmtime's async stack is sized from it; 256 MiB is plenty for
-            // any recursion a macro should do.
-            "stack" if !(64 << 10..=256 << 20).contains(&self.stack) => {
-                fail("must be between 64KiB and 256MiB")
+            // Guests run on the calling thread's native stack (8 MiB for a
+            // main thread), which must also hold the host's frames: past a
+            // few MiB, deep recursion would hit the native guard page instead
+            // of trapping.
+            "stack" if !(64 << 10..=4 << 20).contains(&self.stack) => {
+                fail("must be between 64KiB and 4MiB")
             }
             "timeout" if self.timeout < Duration::from_millis(100) => {
                 fail("must be at least 100ms")
             }
-            "output" if self.output == 0 => fail("must be more than 0"),
+            "timeout" if self.timeout > Duration::from_secs(86_400) => {
+                fail("must be at most a day")
+            }
+            // The protocol's frames are at most 256 MiB, printed output included.
+            "output" if !(1..=MAX_OUTPUT).contains(&self.output) => {
+                fail("must be between 1B and 192MiB")
+            }
             _ => Ok(()),
         }
     }
@@ -272,7 +284,15 @@ mod tests {
         assert_eq!(error("fuel"), "`fuel` is not `limit=value`");
         assert_eq!(
             error("stack=1GiB"),
-            "limit `stack` must be between 64KiB and 256MiB"
+            "limit `stack` must be between 64KiB and 4MiB"
+        );
+        assert_eq!(
+            error("timeout=99999999"),
+            "limit `timeout` must be at most a day"
+        );
+        assert_eq!(
+            error("output=1GiB"),
+            "limit `output` must be between 1B and 192MiB"
         );
         assert_eq!(error("fuel=0"), "limit `fuel` must be more than 0");
         assert_eq!(

@@ -2,10 +2,12 @@
 //! stats`), whether its entries are intact (`verify`), and removing what has
 //! not been used for a while (`gc`).
 //!
-//! Every entry of the cache can be rebuilt, so removing one is always safe:
-//! the next build that needs it makes it again. "Used" is the modification
-//! time: loading a component or its precompiled code, and using a shim, mark
-//! the entry used ([`mark_used`]).
+//! Every entry can be rebuilt, with one exception: a component is the identity
+//! that `cargo wasmacro` target directories refer to (their shims hold only
+//! its hash), so `gc` keeps components unless asked to collect them too.
+//! "Used" is the modification time: loading a component or its precompiled
+//! code, using a shim, and every component build mark what they use
+//! ([`mark_used`]), so nothing a running build needs is old enough to collect.
 
 use crate::cache::{CacheDir, ComponentHash, PRECOMPILED_MAGIC, verified_payload};
 use std::fs;
@@ -14,14 +16,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// The sections of the cache, and what each holds.
-pub const SECTIONS: [(&str, &str); 9] = [
+pub const SECTIONS: [(&str, &str); 8] = [
     ("components", "components by content hash"),
     ("precompiled", "native code for components, per engine"),
     ("shims", "native shim proc macros, per rustc"),
     ("built", "records of component builds, by inputs"),
     ("build", "work directories of component builds"),
     ("guest", "the guest `proc_macro` built for wasm, per rustc"),
-    ("glue", "the export glue, materialised"),
     ("fetch", "registry packages, unpacked"),
     ("target", "cargo's target directory for wasm builds"),
 ];
@@ -83,40 +84,45 @@ pub struct Problem {
 /// along with temporary files left by interrupted writes.
 pub fn verify(cache: &CacheDir) -> io::Result<Vec<Problem>> {
     let mut problems = Vec::new();
-    let mut remove = |path: PathBuf, what: String| -> io::Result<()> {
-        if path.is_dir() {
-            fs::remove_dir_all(&path)?;
-        } else {
-            fs::remove_file(&path)?;
-        }
+    let mut found = |path: PathBuf, what: String| -> io::Result<()> {
+        remove(&path)?;
         problems.push(Problem { path, what });
         Ok(())
     };
     for path in entries(&cache.components())? {
         if is_temporary(&path) {
-            remove(path, "a temporary file left by an interrupted write".into())?;
+            if is_leftover(&path) {
+                found(path, "a temporary file left by an interrupted write".into())?;
+            }
             continue;
         }
         let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         let Some(hash) = ComponentHash::parse(name) else {
-            remove(path, "not a component entry".into())?;
+            found(path, "not a component entry".into())?;
             continue;
         };
-        let bytes = fs::read(&path)?;
+        // Entries are replaced by rename: one may vanish under us.
+        let Some(bytes) = read_if_present(&path)? else {
+            continue;
+        };
         if ComponentHash::of(&bytes) != hash {
-            remove(path, "corrupt: its contents do not match its hash".into())?;
+            found(path, "corrupt: its contents do not match its hash".into())?;
         }
     }
     for path in entries(&cache.precompiled())? {
         if is_temporary(&path) {
-            remove(path, "a temporary file left by an interrupted write".into())?;
+            if is_leftover(&path) {
+                found(path, "a temporary file left by an interrupted write".into())?;
+            }
             continue;
         }
-        let entry = fs::read(&path)?;
+        let Some(entry) = read_if_present(&path)? else {
+            continue;
+        };
         if !entry.starts_with(PRECOMPILED_MAGIC) {
-            remove(path, "corrupt: not a precompiled entry".into())?;
+            found(path, "corrupt: not a precompiled entry".into())?;
         } else if verified_payload(&entry).is_none() {
-            remove(path, "corrupt: it fails its checksum (truncated?)".into())?;
+            found(path, "corrupt: it fails its checksum (truncated?)".into())?;
         }
     }
     Ok(problems)
@@ -131,12 +137,20 @@ pub struct GcReport {
     pub bytes: u64,
 }
 
-/// Removes every entry of every section not used for `max_age`; with
-/// `dry_run`, only reports them.
-pub fn gc(cache: &CacheDir, max_age: Duration, dry_run: bool) -> io::Result<GcReport> {
+/// Removes every entry not used for `max_age` (components only with
+/// `components`); with `dry_run`, only reports them.
+pub fn gc(
+    cache: &CacheDir,
+    max_age: Duration,
+    components: bool,
+    dry_run: bool,
+) -> io::Result<GcReport> {
     let now = SystemTime::now();
     let mut report = GcReport::default();
     for (section, _) in SECTIONS {
+        if section == "components" && !components {
+            continue;
+        }
         for path in entries(&cache.root().join(section))? {
             let used = fs::symlink_metadata(&path)
                 .and_then(|m| m.modified())
@@ -146,11 +160,7 @@ pub fn gc(cache: &CacheDir, max_age: Duration, dry_run: bool) -> io::Result<GcRe
             }
             report.bytes += size_of(&path);
             if !dry_run {
-                if path.is_dir() {
-                    fs::remove_dir_all(&path)?;
-                } else {
-                    fs::remove_file(&path)?;
-                }
+                remove(&path)?;
             }
             report.removed.push(path);
         }
@@ -177,6 +187,35 @@ fn entries(dir: &Path) -> io::Result<Vec<PathBuf>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e),
     }
+}
+
+/// Removes a file or directory; one already gone is fine.
+fn remove(path: &Path) -> io::Result<()> {
+    let removed = if path.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    match removed {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn read_if_present(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a temporary file was left by an interrupted write: it is older
+/// than an hour (a younger one may belong to a write in progress).
+fn is_leftover(path: &Path) -> bool {
+    fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3600))
 }
 
 /// `tempfile`'s names start with `.tmp`.

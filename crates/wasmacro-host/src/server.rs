@@ -123,7 +123,7 @@ impl Watchdog {
         let running: Arc<Mutex<Option<(std::time::Instant, String)>>> = Arc::default();
         let watched = Arc::downgrade(&running);
         let crate_name = crate_name.to_string();
-        let limit = timeout + WATCHDOG_GRACE;
+        let limit = timeout.saturating_add(WATCHDOG_GRACE);
         let spawned = std::thread::Builder::new()
             .name("wasmacro-watchdog".into())
             .spawn(move || {
@@ -228,17 +228,19 @@ pub fn serve_with_stats(
             other => ExpandFailure::Error(other.to_string()),
         });
         let mut failed = result.is_err();
+        let printed = output.len() as u64;
         let mut bytes = ServerMessage::Expanded { result, output }.encode();
-        let most = limits
-            .output
-            .min(u64::from(wasmacro_protocol::MAX_FRAME_LEN));
-        if bytes.len() as u64 > most {
+        // The limit is on the tokens: what the guest printed is bounded by its
+        // pipe, and an error's text is small. `Limits` keeps `output` under
+        // the frame cap.
+        let tokens = (bytes.len() as u64).saturating_sub(printed);
+        if !failed && tokens > limits.output {
             failed = true;
             let text = format!(
                 "it returned {:.1} MiB of tokens, more than the `output` limit of {}; if the \
                  macro needs more, raise `output` in `[workspace.metadata.wasmacro.limits]`",
-                bytes.len() as f64 / f64::from(1 << 20),
-                Size(most)
+                tokens as f64 / f64::from(1 << 20),
+                Size(limits.output)
             );
             let message = ServerMessage::Expanded {
                 result: Err(ExpandFailure::Error(text)),

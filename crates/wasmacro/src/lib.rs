@@ -47,6 +47,11 @@ enum CacheAction {
         /// Only list what would be removed.
         #[arg(long)]
         dry_run: bool,
+        /// Collect components too. `cargo wasmacro` target directories refer
+        /// to their components by hash: after this, such a project needs
+        /// `cargo clean -p NAME` for the macros whose components went.
+        #[arg(long)]
+        include_components: bool,
     },
 }
 
@@ -199,8 +204,21 @@ fn runtime() -> Result<Runtime> {
     Runtime::new(CacheDir::from_env(), config).context("starting the wasm runtime")
 }
 
+/// `WASMACRO_LIMITS` (set by `cargo wasmacro` from the policy), else the
+/// `limits` table of the workspace the permanent opt-in names
+/// (`WASMACRO_WORKSPACE`), else the defaults.
 fn limits_from_env() -> Result<Limits> {
-    Limits::from_env().with_context(|| format!("reading `{}`", Limits::ENV))
+    if std::env::var_os(Limits::ENV).is_some() {
+        return Limits::from_env().with_context(|| format!("reading `{}`", Limits::ENV));
+    }
+    let Some(workspace) = std::env::var_os(macro_unit::WORKSPACE_ENV) else {
+        return Ok(Limits::default());
+    };
+    let manifest = Path::new(&workspace).join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("reading the wasmacro limits in {}", manifest.display()))?;
+    let policy = policy::Policy::from_manifest(&text, &manifest.display().to_string())?;
+    Ok(Limits::parse(&policy.limits)?)
 }
 
 fn build(
@@ -295,9 +313,10 @@ fn cache_command(action: CacheAction) -> Result<ExitCode> {
         CacheAction::Gc {
             max_age_days,
             dry_run,
+            include_components,
         } => {
             let max_age = std::time::Duration::from_secs(max_age_days.saturating_mul(86_400));
-            let report = maintenance::gc(&cache, max_age, dry_run)
+            let report = maintenance::gc(&cache, max_age, include_components, dry_run)
                 .with_context(|| format!("collecting the wasmacro cache at {root}"))?;
             let verb = if dry_run { "would remove" } else { "removed" };
             for path in &report.removed {

@@ -163,8 +163,16 @@ const CASES: &[(&str, &[&str])] = &[
 const DETERMINISTIC: &[&str] = &["clock", "hash_order", "random"];
 
 const SECRET_VAR: &str = "WASMACRO_HOSTILE_SECRET";
+/// The paths the examples name, replaced by paths of this run.
 const WRITTEN: &str = "/tmp/wasmacro-hostile-write.txt";
 const SPAWNED: &str = "/tmp/wasmacro-hostile-spawned.txt";
+
+/// Rewrites an example's source, as the test needs it for this run.
+fn rewrite(example: &Path, from: &str, to: &str) {
+    let source = std::fs::read_to_string(example).unwrap();
+    assert!(source.contains(from), "{}: no {from}", example.display());
+    std::fs::write(example, source.replace(from, to)).unwrap();
+}
 
 /// The rendered errors of each example, from `--message-format=json`.
 fn errors_by_example(stdout: &[u8]) -> std::collections::BTreeMap<String, String> {
@@ -202,16 +210,25 @@ fn every_hostile_macro_gets_a_clear_error_and_nothing_escapes() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
     listener.set_nonblocking(true).unwrap();
     let address = listener.local_addr().unwrap();
-    let example = dir.join("examples/tcp_connect.rs");
-    let source = std::fs::read_to_string(&example).unwrap();
-    std::fs::write(
-        &example,
-        source.replace("127.0.0.1:9", &address.to_string()),
-    )
-    .unwrap();
-    for path in [WRITTEN, SPAWNED] {
-        let _ = std::fs::remove_file(path);
-    }
+    rewrite(
+        &dir.join("examples/tcp_connect.rs"),
+        "127.0.0.1:9",
+        &address.to_string(),
+    );
+    // Files the macros try to create: none may appear.
+    let effects = tempfile::tempdir().unwrap();
+    let written = effects.path().join("written.txt");
+    let spawned = effects.path().join("spawned.txt");
+    rewrite(
+        &dir.join("examples/write_file.rs"),
+        WRITTEN,
+        &written.display().to_string(),
+    );
+    rewrite(
+        &dir.join("examples/spawn_process.rs"),
+        SPAWNED,
+        &spawned.display().to_string(),
+    );
     let secret = format!("secret-{}", std::process::id());
 
     let started = std::time::Instant::now();
@@ -281,8 +298,8 @@ fn every_hostile_macro_gets_a_clear_error_and_nothing_escapes() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 
     // Nothing reached outside the sandbox.
-    assert!(!Path::new(WRITTEN).exists(), "a macro wrote {WRITTEN}");
-    assert!(!Path::new(SPAWNED).exists(), "a macro spawned a process");
+    assert!(!written.exists(), "a macro wrote {}", written.display());
+    assert!(!spawned.exists(), "a macro spawned a process");
     match listener.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         Ok((mut stream, _)) => {
