@@ -1,0 +1,626 @@
+//! `cargo bench -p wasmacro --bench macros [-- --runs N]`: how fast macros
+//! run as wasm, measured side by side in one run, printed as medians and
+//! ratios. Never a timed test: nothing here fails on a number.
+//!
+//! 1. **Expansion.** A generated corpus of 500 structs and enums of realistic
+//!    shapes, each deriving `Serialize` and `Deserialize` (1,000 expansions),
+//!    is compiled by rustc (`--emit=metadata`) with serde_derive native, as a
+//!    wasmacro component, and — for serde_derive 1.0.137 — as watt's
+//!    `wa-serde-derive`. rustc's own `-Z time-passes` (`RUSTC_BOOTSTRAP=1`,
+//!    for measuring only) reports `expand_crate`, the phase that runs the
+//!    macros; the same corpus without derives gives the baseline subtracted.
+//! 2. **Fixed costs**, in process with `wasmacro-host`: starting the runtime,
+//!    loading precompiled code from the cache, instantiating, one minimal
+//!    expansion.
+//!
+//! Runs are interleaved across variants so that drift of the machine hits
+//! all of them alike.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const TYPES: usize = 500;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let runs: usize = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(7);
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench");
+    std::fs::create_dir_all(&work).expect("a work directory");
+    let cache = work.join("cache");
+
+    print_machine();
+    println!("\nsetting up (native dependencies, components; the first run builds them)…");
+    let projects = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches")
+        .join("projects");
+    let deps_229 = NativeDeps::build(&projects.join("serde-1.0.229"), &work.join("target-229"));
+    let deps_137 = NativeDeps::build(&projects.join("serde-1.0.137"), &work.join("target-137"));
+    let component_229 = component("serde_derive@1.0.229", &work, &cache);
+    let component_137 = component("serde_derive@1.0.137", &work, &cache);
+
+    let corpus = work.join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    std::fs::write(
+        corpus.join("derives.rs"),
+        corpus_source("serde_derive", true),
+    )
+    .unwrap();
+    std::fs::write(
+        corpus.join("watt.rs"),
+        corpus_source("wa_serde_derive", true),
+    )
+    .unwrap();
+    std::fs::write(
+        corpus.join("plain.rs"),
+        corpus_source("serde_derive", false),
+    )
+    .unwrap();
+
+    let component_229 = component_229.unwrap_or_else(|e| panic!("serde_derive 1.0.229: {e}"));
+    let mut variants = vec![
+        Variant::new(
+            "baseline (no derives), 1.0.229",
+            &deps_229,
+            "plain.rs",
+            Macro::None,
+        ),
+        Variant::new(
+            "native serde_derive 1.0.229",
+            &deps_229,
+            "derives.rs",
+            Macro::Native("serde_derive"),
+        ),
+        Variant::new(
+            "wasmacro serde_derive 1.0.229",
+            &deps_229,
+            "derives.rs",
+            Macro::Wasm(component_229),
+        ),
+        Variant::new(
+            "baseline (no derives), 1.0.137",
+            &deps_137,
+            "plain.rs",
+            Macro::None,
+        ),
+        Variant::new(
+            "native serde_derive 1.0.137",
+            &deps_137,
+            "derives.rs",
+            Macro::Native("serde_derive"),
+        ),
+        Variant::new(
+            "watt wa-serde-derive 0.1.137",
+            &deps_137,
+            "watt.rs",
+            Macro::Native("wa_serde_derive"),
+        ),
+    ];
+    match component_137 {
+        Ok(component) => variants.push(Variant::new(
+            "wasmacro serde_derive 1.0.137",
+            &deps_137,
+            "derives.rs",
+            Macro::Wasm(component),
+        )),
+        Err(e) => println!("wasmacro serde_derive 1.0.137 cannot be built: {e}"),
+    }
+    // One unmeasured run each: shims, precompiled code and the page cache.
+    for variant in &variants {
+        variant.compile(&corpus, &cache);
+    }
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); variants.len()];
+    for run in 0..runs {
+        eprint!("\rrun {}/{runs}", run + 1);
+        for (variant, samples) in variants.iter().zip(&mut samples) {
+            samples.push(variant.compile(&corpus, &cache));
+        }
+    }
+    eprintln!();
+    let medians: Vec<(Duration, Duration)> = samples
+        .iter()
+        .map(|s| {
+            (
+                median(s.iter().map(|s| s.expand).collect()),
+                median(s.iter().map(|s| s.total).collect()),
+            )
+        })
+        .collect();
+
+    let expansions = 2 * TYPES;
+    println!(
+        "\n1. Expansion: {TYPES} types x (Serialize + Deserialize) = {expansions} expansions; \
+         medians of {runs} runs\n"
+    );
+    println!(
+        "{:<32} {:>12} {:>14} {:>16} {:>12}",
+        "variant", "expand_crate", "net of base", "per expansion", "rustc total"
+    );
+    let net = |i: usize, base: usize| medians[i].0.saturating_sub(medians[base].0);
+    for (i, variant) in variants.iter().enumerate() {
+        let base = if i < 3 { 0 } else { 3 };
+        let (per, net_text) = if i == base {
+            ("-".to_string(), "-".to_string())
+        } else {
+            let net = net(i, base);
+            (
+                format!("{:.1} µs", net.as_secs_f64() * 1e6 / expansions as f64),
+                ms(net),
+            )
+        };
+        println!(
+            "{:<32} {:>12} {:>14} {:>16} {:>12}",
+            variant.name,
+            ms(medians[i].0),
+            net_text,
+            per,
+            ms(medians[i].1)
+        );
+    }
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+    println!();
+    println!(
+        "wasmacro / native, serde_derive 1.0.229: {:.2}",
+        ratio(net(2, 0), net(1, 0))
+    );
+    println!(
+        "watt / native,     serde_derive 1.0.137: {:.2}",
+        ratio(net(5, 3), net(4, 3))
+    );
+    println!(
+        "watt / wasmacro,   serde_derive 1.0.137 vs 1.0.229: {:.1}",
+        ratio(net(5, 3), net(2, 0))
+    );
+    if variants.len() > 6 {
+        println!(
+            "wasmacro / native, serde_derive 1.0.137: {:.2}",
+            ratio(net(6, 3), net(4, 3))
+        );
+        println!(
+            "watt / wasmacro,   serde_derive 1.0.137: {:.1}",
+            ratio(net(5, 3), net(6, 3))
+        );
+    }
+
+    fixed_costs(&cache, &deps_229);
+}
+
+fn print_machine() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let rustc = Command::new("rustc")
+        .arg("-V")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    println!("machine: {cpu}, {cores} cores; {rustc}; wasmtime 48 (Cranelift)");
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+/// Native libraries and proc macros built by cargo from a fixed lockfile.
+struct NativeDeps {
+    deps_dir: PathBuf,
+    artifacts: Vec<(String, PathBuf)>,
+}
+
+impl NativeDeps {
+    fn build(project: &Path, target: &Path) -> NativeDeps {
+        let output = Command::new(env!("CARGO"))
+            .current_dir(project)
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--message-format=json",
+                "--target-dir",
+            ])
+            .arg(target)
+            .env_remove("RUSTC_WRAPPER")
+            .env_remove("RUSTFLAGS")
+            .output()
+            .expect("cargo runs");
+        assert!(
+            output.status.success(),
+            "building {}:\n{}",
+            project.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut artifacts = Vec::new();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if message["reason"] != "compiler-artifact" {
+                continue;
+            }
+            let name = message["target"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('-', "_");
+            let file = message["filenames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str())
+                .find(|f| f.ends_with(".rlib") || f.ends_with(".so"));
+            if let Some(file) = file {
+                artifacts.push((name, PathBuf::from(file)));
+            }
+        }
+        NativeDeps {
+            deps_dir: target.join("release").join("deps"),
+            artifacts,
+        }
+    }
+
+    fn artifact(&self, name: &str) -> &Path {
+        self.artifacts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.as_path())
+            .unwrap_or_else(|| panic!("no artifact {name}"))
+    }
+}
+
+fn wasmacro(cache: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmacro"));
+    command
+        .env("WASMACRO_CACHE_DIR", cache)
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("WASMACRO_LIMITS");
+    command
+}
+
+/// `wasmacro build --crate SPEC` into the bench's cache (once), or the first
+/// error of a build that fails.
+fn component(spec: &str, work: &Path, cache: &Path) -> Result<PathBuf, String> {
+    let out = work.join("components").join(spec.replace('@', "-"));
+    let output = wasmacro(cache)
+        .args(["build", "--crate", spec, "--out-dir"])
+        .arg(&out)
+        .output()
+        .expect("wasmacro runs");
+    if output.status.success() {
+        return Ok(out.join("serde_derive.wasm"));
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(stderr
+        .lines()
+        .find(|l| l.contains(": error:"))
+        .unwrap_or("the build failed")
+        .trim()
+        .to_string())
+}
+
+enum Macro {
+    None,
+    Native(&'static str),
+    Wasm(PathBuf),
+}
+
+struct Variant<'a> {
+    name: &'static str,
+    deps: &'a NativeDeps,
+    source: &'static str,
+    macro_crate: Macro,
+}
+
+#[derive(Clone, Copy)]
+struct Sample {
+    expand: Duration,
+    total: Duration,
+}
+
+impl<'a> Variant<'a> {
+    fn new(
+        name: &'static str,
+        deps: &'a NativeDeps,
+        source: &'static str,
+        macro_crate: Macro,
+    ) -> Self {
+        Variant {
+            name,
+            deps,
+            source,
+            macro_crate,
+        }
+    }
+
+    fn compile(&self, corpus: &Path, cache: &Path) -> Sample {
+        let mut command = match &self.macro_crate {
+            Macro::Wasm(_) => {
+                let mut command = wasmacro(cache);
+                command.args(["rustc", "rustc"]);
+                command
+            }
+            _ => Command::new("rustc"),
+        };
+        let out = corpus.join(format!(
+            "out-{}",
+            self.name.replace([' ', ',', '(', ')'], "_")
+        ));
+        command
+            .current_dir(corpus)
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args([
+                "--edition",
+                "2021",
+                "--crate-type",
+                "lib",
+                "--emit=metadata",
+                "-Z",
+                "time-passes",
+            ])
+            .arg(self.source)
+            .arg("--out-dir")
+            .arg(&out)
+            .arg("-L")
+            .arg(format!("dependency={}", self.deps.deps_dir.display()))
+            .arg("--extern")
+            .arg(format!("serde={}", self.deps.artifact("serde").display()));
+        match &self.macro_crate {
+            Macro::None => {}
+            Macro::Native(name) => {
+                command
+                    .arg("--extern")
+                    .arg(format!("{name}={}", self.deps.artifact(name).display()));
+            }
+            Macro::Wasm(component) => {
+                command
+                    .arg("--extern")
+                    .arg(format!("serde_derive={}", component.display()));
+            }
+        }
+        let started = Instant::now();
+        let output = command.output().expect("rustc runs");
+        let total = started.elapsed();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{}:\n{stderr}", self.name);
+        let expand = stderr
+            .lines()
+            .find(|l| {
+                l.trim_end().ends_with("\texpand_crate") || l.trim_end().ends_with(" expand_crate")
+            })
+            .and_then(|l| l.strip_prefix("time:"))
+            .and_then(|l| l.split(';').next())
+            .and_then(|secs| secs.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no expand_crate time in:\n{stderr}"));
+        Sample {
+            expand: Duration::from_secs_f64(expand),
+            total,
+        }
+    }
+}
+
+/// A deterministic generator (64-bit LCG): the corpus is the same on every
+/// machine and run.
+struct Shapes(u64);
+
+impl Shapes {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// 500 types the way serde users write them: plain structs, structs with
+/// renames, defaults, skips, options and collections, generic and borrowing
+/// structs, newtypes, and enums with every variant kind and tagging style.
+fn corpus_source(macro_crate: &str, derive: bool) -> String {
+    const FIELD_TYPES: [&str; 10] = [
+        "u32",
+        "i64",
+        "bool",
+        "String",
+        "f64",
+        "Option<String>",
+        "Vec<u8>",
+        "Vec<String>",
+        "std::collections::BTreeMap<String, u64>",
+        "Option<Vec<(u16, char)>>",
+    ];
+    let mut shapes = Shapes(0x5eed);
+    let mut out =
+        String::from("#![allow(dead_code)]\n//! Generated by benches/macros.rs: do not edit.\n");
+    if derive {
+        writeln!(out, "use {macro_crate}::{{Deserialize, Serialize}};").unwrap();
+    }
+    let derives = if derive {
+        "#[derive(Serialize, Deserialize)]\n"
+    } else {
+        ""
+    };
+    let serde = |attr: &str| {
+        if derive {
+            format!("#[serde({attr})]\n")
+        } else {
+            String::new()
+        }
+    };
+    for i in 0..TYPES {
+        match i % 10 {
+            0..=4 => {
+                // A record struct, sometimes renamed as a whole.
+                out.push_str(derives);
+                if shapes.next(3) == 0 {
+                    out.push_str(&serde("rename_all = \"camelCase\""));
+                }
+                writeln!(out, "pub struct Record{i} {{").unwrap();
+                for f in 0..3 + shapes.next(12) {
+                    let ty = FIELD_TYPES[shapes.next(FIELD_TYPES.len() as u64) as usize];
+                    match shapes.next(8) {
+                        0 => out.push_str(&serde("default")),
+                        1 if ty.starts_with("Option") => {
+                            out.push_str(&serde("skip_serializing_if = \"Option::is_none\""))
+                        }
+                        2 => out.push_str(&serde(&format!("rename = \"field-{f}\""))),
+                        _ => {}
+                    }
+                    writeln!(out, "    pub field_{f}: {ty},").unwrap();
+                }
+                out.push_str("}\n");
+            }
+            5 => {
+                out.push_str(derives);
+                writeln!(out, "pub struct Borrowed{i}<'a> {{").unwrap();
+                out.push_str(&serde("borrow"));
+                out.push_str(
+                    "    pub name: &'a str,\n    pub id: u64,\n    pub tags: Vec<String>,\n}\n",
+                );
+            }
+            6 => {
+                out.push_str(derives);
+                writeln!(
+                    out,
+                    "pub struct Generic{i}<T> {{\n    pub items: Vec<T>,\n    pub count: usize,\n    pub label: Option<String>,\n}}"
+                )
+                .unwrap();
+            }
+            7 => {
+                out.push_str(derives);
+                writeln!(out, "pub struct Id{i}(pub u64);").unwrap();
+            }
+            8 => {
+                // An enum with every variant kind, externally or internally tagged.
+                out.push_str(derives);
+                if shapes.next(2) == 0 {
+                    out.push_str(&serde("tag = \"type\""));
+                    writeln!(
+                        out,
+                        "pub enum Event{i} {{\n    Started,\n    Progress {{ done: u32, total: u32 }},\n    Failed {{ reason: String, code: Option<i32> }},\n}}"
+                    )
+                    .unwrap();
+                } else {
+                    writeln!(
+                        out,
+                        "pub enum Event{i} {{\n    Started,\n    Progress(u32, u32),\n    Named {{ name: String }},\n    Wrapped(Vec<String>),\n}}"
+                    )
+                    .unwrap();
+                }
+            }
+            _ => {
+                out.push_str(derives);
+                out.push_str(&serde("untagged"));
+                writeln!(
+                    out,
+                    "pub enum Value{i} {{\n    Number(f64),\n    Text(String),\n    List(Vec<u32>),\n}}"
+                )
+                .unwrap();
+            }
+        }
+    }
+    out
+}
+
+/// Section 3 of the issue: the costs every rustc process or every expansion
+/// pays whatever the macro does.
+fn fixed_costs(cache: &Path, _deps: &NativeDeps) {
+    use wasmacro_host::{CacheDir, Runtime, RuntimeConfig};
+
+    let component = std::fs::read(
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("bench/components/serde_derive-1.0.229/serde_derive.wasm"),
+    )
+    .expect("the serde_derive component");
+    let runs = 21;
+    let mut start = Vec::new();
+    let mut load = Vec::new();
+    let mut instantiate = Vec::new();
+    let mut round_trip = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let runtime = Runtime::new(CacheDir::new(cache), RuntimeConfig::default()).unwrap();
+        start.push(t.elapsed());
+        let hash = runtime.cache().insert(&component).unwrap();
+        let t = Instant::now();
+        let loaded = runtime.load(&hash).unwrap();
+        load.push(t.elapsed());
+        let t = Instant::now();
+        let mut instance = loaded.instantiate().unwrap();
+        instantiate.push(t.elapsed());
+        let t = Instant::now();
+        let request = wasmacro_protocol::ExpandRequest {
+            macro_name: "Serialize".into(),
+            input: unit_struct_tokens(),
+            attribute_args: None,
+            call_site: 0,
+            mixed_site: 1,
+        };
+        let (result, _, _) = instance.expand(&request, Box::new(NoSpans));
+        round_trip.push(t.elapsed());
+        assert!(result.is_ok(), "{:?}", result.err());
+    }
+    println!("\n3. Fixed costs, in process (medians of {runs})\n");
+    for (what, samples) in [
+        ("start the runtime (engine, linker)", start),
+        ("load precompiled serde_derive from the cache", load),
+        ("instantiate", instantiate),
+        ("one small expansion (`struct A;`, Serialize)", round_trip),
+    ] {
+        println!(
+            "{what:<48} {:>10.3} ms",
+            median(samples).as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// `struct A;` as protocol tokens.
+fn unit_struct_tokens() -> Vec<wasmacro_protocol::Token> {
+    use wasmacro_protocol::Token;
+    vec![
+        Token::Ident {
+            name: "struct".into(),
+            is_raw: false,
+            span: 0,
+        },
+        Token::Ident {
+            name: "A".into(),
+            is_raw: false,
+            span: 0,
+        },
+        Token::Punct {
+            ch: ';',
+            joint: false,
+            span: 0,
+        },
+    ]
+}
+
+/// serde_derive asks no span questions for `struct A;`.
+struct NoSpans;
+
+impl wasmacro_host::SpanOracle for NoSpans {
+    fn query(
+        &mut self,
+        query: wasmacro_protocol::SpanQuery,
+    ) -> Result<wasmacro_protocol::SpanAnswer, wasmacro_host::SpanOracleError> {
+        Err(wasmacro_host::SpanOracleError(format!(
+            "unexpected {query:?}"
+        )))
+    }
+}

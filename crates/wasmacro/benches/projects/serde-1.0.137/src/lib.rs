@@ -1,0 +1,1 @@
+//! Nothing: this project only builds the dependencies.
