@@ -384,7 +384,7 @@ pub fn build_component_with_progress(
     for (relative, text) in embedded::REGISTER {
         write_if_changed(&work.join("register").join(relative), text.as_bytes())?;
     }
-    write_wrapper(&work, &package, options)?;
+    write_wrapper(&work, &package, options, &[])?;
     // Seeded once: cargo then adds the glue's dependencies and keeps the
     // locked versions of everything else.
     if let Some(lock) = &options.lockfile {
@@ -392,6 +392,10 @@ pub fn build_component_with_progress(
         if !path.exists() {
             write_if_changed(&path, lock.as_bytes())?;
         }
+    }
+    let patches = patch_for_wasm(options, &work, &package)?;
+    if !patches.is_empty() {
+        write_wrapper(&work, &package, options, &patches)?;
     }
     let wasm = cargo_build(options, &work, &package, &guest_rlib, progress)?;
     let bytes = std::fs::read(&wasm).map_err(io_error(format!("reading {}", wasm.display())))?;
@@ -670,8 +674,20 @@ fn rewrite_manifest(text: &[u8], package: &str) -> Result<String, BuildError> {
     Ok(manifest.to_string())
 }
 
-fn write_wrapper(dir: &Path, package: &Package, options: &BuildOptions) -> Result<(), BuildError> {
+fn write_wrapper(
+    dir: &Path,
+    package: &Package,
+    options: &BuildOptions,
+    patches: &[(String, String)],
+) -> Result<(), BuildError> {
     std::fs::create_dir_all(dir).map_err(io_error(format!("creating {}", dir.display())))?;
+    let mut patch = String::new();
+    if !patches.is_empty() {
+        patch.push_str("\n[patch.crates-io]\n");
+        for (name, path) in patches {
+            patch.push_str(&format!("{name} = {{ path = {path:?} }}\n"));
+        }
+    }
     let features: Vec<String> = features(options).iter().map(|f| format!("{f:?}")).collect();
     let manifest = format!(
         "[package]\nname = \"wasmacro-component-{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
@@ -679,7 +695,7 @@ fn write_wrapper(dir: &Path, package: &Package, options: &BuildOptions) -> Resul
          [dependencies]\nwasmacro-guest-glue = {{ path = \"glue\" }}\nwasmacro-register = {{ path = \"register\" }}\n\
          macro_crate = {{ package = {name:?}, path = \"pkg\", default-features = {default}, features = [{features}] }}\n\n\
          [profile.release]\nopt-level = 3\ndebug = false\nstrip = true\npanic = \"abort\"\nincremental = false\n\n\
-         [workspace]\nexclude = [\"pkg\", \"glue\", \"register\"]\n",
+         [workspace]\nexclude = [\"pkg\", \"glue\", \"register\", \"patched\"]\n{patch}",
         name = package.name,
         default = !options.no_default_features,
         features = features.join(", "),
@@ -693,6 +709,97 @@ fn write_wrapper(dir: &Path, package: &Package, options: &BuildOptions) -> Resul
         write_if_changed(&path, text.as_bytes())?;
     }
     Ok(())
+}
+
+/// When run from a build script or rustc wrapper, the environment carries
+/// cargo's settings for *that* build (profile overrides, the package being
+/// compiled, …): none of them may reach a nested cargo.
+fn scrub_cargo_env(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_") && !INHERITED_CARGO_ENV.iter().any(|p| name.starts_with(p)) {
+            command.env_remove(&*name);
+        }
+    }
+}
+
+/// The `cfg` syn 1.x puts on its `proc_macro` integration
+/// (`parse_macro_input!`, `From<proc_macro::TokenStream>`, …): written when
+/// no `proc_macro` existed on wasm, it hides them from every macro built on
+/// syn 1 for `wasm32-wasip2`, where wasmacro provides one.
+const SYN1_WASM_CFG: &str = r#"any(target_os = "unknown", target_os = "wasi")"#;
+
+/// Patches for dependencies that exclude wasm from their `proc_macro` support
+/// (today: syn 1.x), as `(name, path)` for `[patch.crates-io]`. The copy
+/// lives in the work directory and differs from the registry's only in that
+/// `cfg`; it is written only when it changes, so rebuilds stay no-ops.
+fn patch_for_wasm(
+    options: &BuildOptions,
+    work: &Path,
+    package: &Package,
+) -> Result<Vec<(String, String)>, BuildError> {
+    let mut command = Command::new(&options.cargo);
+    command
+        .current_dir(work)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--filter-platform",
+            WASM_TARGET,
+        ])
+        .env("RUSTC", &options.rustc)
+        .stdin(std::process::Stdio::null());
+    scrub_cargo_env(&mut command);
+    let output = command.output().map_err(io_error(format!(
+        "running {} metadata",
+        options.cargo.display()
+    )))?;
+    if !output.status.success() {
+        return Err(BuildError::Cargo {
+            package: package.name.clone(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| BuildError::Cargo {
+            package: package.name.clone(),
+            stderr: format!("cargo metadata printed invalid JSON: {e}"),
+        })?;
+    let syn1 = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| {
+            p["name"] == "syn"
+                && p["version"].as_str().is_some_and(|v| v.starts_with("1."))
+                && p["source"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("registry+"))
+        });
+    let Some(syn1) = syn1 else {
+        return Ok(Vec::new());
+    };
+    let (Some(version), Some(manifest)) =
+        (syn1["version"].as_str(), syn1["manifest_path"].as_str())
+    else {
+        return Ok(Vec::new());
+    };
+    let source = Path::new(manifest).parent().unwrap_or(Path::new("."));
+    let relative = format!("patched/syn-{version}");
+    let files = package_files(source)?;
+    for (path, bytes) in &files {
+        let contents = if path.ends_with(".rs") {
+            String::from_utf8_lossy(bytes)
+                .replace(SYN1_WASM_CFG, r#"target_os = "unknown""#)
+                .into_bytes()
+        } else {
+            bytes.clone()
+        };
+        write_if_changed(&work.join(&relative).join(path), &contents)?;
+    }
+    tracing::debug!(version, "patched syn 1 for wasm");
+    Ok(vec![("syn".to_string(), relative)])
 }
 
 /// Writes a file only when its contents change, so cargo's fingerprints stay
@@ -864,15 +971,7 @@ fn cargo_build(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
-    // When run from a build script or rustc wrapper, the environment carries
-    // cargo's settings for *that* build (profile overrides, the package being
-    // compiled, …): none of them may reach the component's build.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CARGO_") && !INHERITED_CARGO_ENV.iter().any(|p| name.starts_with(p)) {
-            command.env_remove(&*name);
-        }
-    }
+    scrub_cargo_env(&mut command);
     let mut child = command
         .spawn()
         .map_err(io_error(format!("running {}", options.cargo.display())))?;
