@@ -316,6 +316,7 @@ pub fn build_component_with_progress(
     if let Some(lock) = &options.lockfile {
         key.update(lock.as_bytes());
     }
+    key.update(BUILD_FORMAT.as_bytes());
     let key = key.finalize().to_hex();
     // The guest rlib's directory is named by the rustc version and the guest
     // sources: with the work key, everything the component depends on.
@@ -353,6 +354,7 @@ pub fn build_component_with_progress(
         what: package.name.clone(),
         reason: "the package has no Cargo.toml".into(),
     })?;
+    let edition = package_edition(manifest);
     let manifest = rewrite_manifest(manifest, &package.name)?;
     files.insert("Cargo.toml".into(), manifest.into_bytes());
     let root_key = package.lib_path.to_string_lossy().replace('\\', "/");
@@ -399,6 +401,8 @@ pub fn build_component_with_progress(
     }
     let wasm = cargo_build(options, &work, &package, &guest_rlib, progress)?;
     let bytes = std::fs::read(&wasm).map_err(io_error(format!("reading {}", wasm.display())))?;
+    // The shim must be compiled with the macro crate's edition.
+    let bytes = wasmacro_host::edition::with_edition(&bytes, &edition);
 
     let invalid = |reason: String| BuildError::Invalid {
         package: package.name.clone(),
@@ -435,6 +439,11 @@ pub fn build_component_with_progress(
         imports,
     })
 }
+
+/// Changes whenever this crate builds different bytes from the same inputs
+/// (2: the edition section, the syn 1 patch), so earlier builds recorded in
+/// the cache are not reused.
+const BUILD_FORMAT: &str = "wasmacro-build 2";
 
 /// Where the register macros write what the crate declares, in the work
 /// directory.
@@ -641,6 +650,23 @@ fn package_files(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, BuildError> {
         }
     }
     Ok(files)
+}
+
+/// The `package.edition` of a manifest; cargo's default, 2015, when it has
+/// none (an inherited `edition.workspace` is not read: such packages do not
+/// build as components yet).
+fn package_edition(manifest: &[u8]) -> String {
+    std::str::from_utf8(manifest)
+        .ok()
+        .and_then(|text| text.parse::<toml_edit::DocumentMut>().ok())
+        .and_then(|doc| {
+            doc.get("package")?
+                .get("edition")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .filter(|edition| wasmacro_host::edition::EDITIONS.contains(&edition.as_str()))
+        .unwrap_or_else(|| "2015".to_string())
 }
 
 fn rewrite_manifest(text: &[u8], package: &str) -> Result<String, BuildError> {

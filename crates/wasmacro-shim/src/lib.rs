@@ -68,6 +68,9 @@ pub struct ShimSpec<'a> {
     pub component: &'a str,
     /// The component's macros.
     pub macros: &'a [MacroDecl],
+    /// The macro crate's edition (`2015` … `2024`): rustc gives expansions
+    /// the edition of the crate defining the macro, which is the shim.
+    pub edition: &'a str,
 }
 
 /// Whether `name` is a plain (non-raw) Rust identifier: the shim source only
@@ -86,7 +89,12 @@ pub fn shim_source(spec: &ShimSpec<'_>) -> Result<String, ShimError> {
         "//! wasmacro shim for `{}`: generated, do not edit.",
         spec.crate_name
     );
+    if !["2015", "2018", "2021", "2024"].contains(&spec.edition) {
+        return Err(ShimError::InvalidName(format!("edition {}", spec.edition)));
+    }
+    let _ = writeln!(out, "//! edition {}", spec.edition);
     let _ = writeln!(out, "extern crate proc_macro;");
+    let _ = writeln!(out, "extern crate wasmacro_client;");
     let _ = writeln!(out, "use proc_macro::TokenStream;");
     let _ = writeln!(out, "const COMPONENT: &str = {:?};", spec.component);
     let _ = writeln!(out, "const CRATE: &str = {:?};", spec.crate_name);
@@ -243,7 +251,7 @@ pub fn ensure_shim(
             "--crate-name",
             spec.crate_name,
             "--edition",
-            "2021",
+            spec.edition,
             "--crate-type",
             "proc-macro",
             "shim.rs",
@@ -300,6 +308,7 @@ mod tests {
             crate_name: "m",
             component: "00",
             macros: &macros,
+            edition: "2021",
         })
         .unwrap();
         assert!(source.contains("#[proc_macro_derive(Serialize, attributes(serde))]"));
@@ -319,6 +328,7 @@ mod tests {
                 crate_name: "m",
                 component: "00",
                 macros: &macros,
+                edition: "2021",
             };
             assert!(
                 matches!(shim_source(&spec), Err(ShimError::InvalidName(_))),

@@ -238,6 +238,7 @@ fn component_for(
         crate_name: &unit.crate_name,
         component: built.hash.as_str(),
         macros: &built.macros,
+        edition: wasmacro_host::edition::edition_of(&built.bytes).unwrap_or("2021"),
     };
     let shim = wasmacro_shim::ensure_shim(&rustc, &cache.root().join("shims"), &spec)
         .map_err(|e| format!("its shim did not compile: {e}"))?;
