@@ -140,3 +140,23 @@ fn a_span_kept_from_an_earlier_expansion_is_rejected_with_a_clear_error() {
         wasm.stderr
     );
 }
+
+#[test]
+fn expansions_are_parsed_in_the_macro_crates_edition() {
+    // A 2015 macro emits `try!(…)`; the caller is 2021, where `try` is a
+    // keyword. rustc parses the output in the macro's edition, so the shim
+    // must carry it.
+    const EDITION_2015: &[(&str, &str)] = &[("edition_2015_macros", "edition-2015-macros")];
+    let native = compile(Mode::Native, "edition_2015", EDITION_2015);
+    assert!(native.status.success(), "{}", native.stderr);
+    let wasm = compile(Mode::Wasm, "edition_2015", EDITION_2015);
+    assert!(wasm.status.success(), "{}", wasm.stderr);
+    assert_same("compiler stderr", &native.stderr, &wasm.stderr);
+    let output = String::from_utf8_lossy(&native.run().stdout).into_owned();
+    assert_eq!(output, "Ok(42) true\n");
+    assert_same(
+        "program output",
+        &output,
+        &String::from_utf8_lossy(&wasm.run().stdout),
+    );
+}
