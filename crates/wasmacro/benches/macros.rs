@@ -9,7 +9,11 @@
 //!    `wa-serde-derive`. rustc's own `-Z time-passes` (`RUSTC_BOOTSTRAP=1`,
 //!    for measuring only) reports `expand_crate`, the phase that runs the
 //!    macros; the same corpus without derives gives the baseline subtracted.
-//! 2. **Fixed costs**, in process with `wasmacro-host`: starting the runtime,
+//! 2. **Whole builds.** `cargo build` of a project whose library is that
+//!    corpus, from an empty target directory: plain cargo against `cargo
+//!    wasmacro build` with the component cache warm, and (`--cold`) once with
+//!    an empty cache.
+//! 3. **Fixed costs**, in process with `wasmacro-host`: starting the runtime,
 //!    loading precompiled code from the cache, instantiating, one minimal
 //!    expansion.
 //!
@@ -188,7 +192,90 @@ fn main() {
         );
     }
 
+    whole_builds(
+        &projects,
+        &work,
+        &cache,
+        runs.min(3),
+        args.iter().any(|a| a == "--cold"),
+    );
     fixed_costs(&cache, &deps_229);
+}
+
+/// Section 2: whole `cargo build`s of the corpus as a crate.
+fn whole_builds(projects: &Path, work: &Path, cache: &Path, runs: usize, cold: bool) {
+    let project = work.join("build-corpus");
+    let source = projects.join("serde-1.0.229");
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    for file in ["Cargo.toml", "Cargo.lock"] {
+        std::fs::copy(source.join(file), project.join(file)).unwrap();
+    }
+    std::fs::write(
+        project.join("src/lib.rs"),
+        corpus_source("serde_derive", true),
+    )
+    .unwrap();
+    let build = |wasm: bool, cache: &Path| -> Duration {
+        let target = work.join("build-corpus-target");
+        let _ = std::fs::remove_dir_all(&target);
+        let mut command = if wasm {
+            let mut command = wasmacro(cache);
+            command.arg("cargo");
+            command
+        } else {
+            Command::new(env!("CARGO"))
+        };
+        command
+            .current_dir(&project)
+            .args(["build", "--locked", "--quiet", "--target-dir"])
+            .arg(&target)
+            .env("CARGO", env!("CARGO"))
+            .env_remove("RUSTC_WRAPPER")
+            .env_remove("RUSTFLAGS");
+        let started = Instant::now();
+        let output = command.output().expect("cargo runs");
+        let elapsed = started.elapsed();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        elapsed
+    };
+    // Warm the component cache (and cargo's registry) once.
+    build(true, cache);
+    let (mut native, mut warm) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        native.push(build(false, cache));
+        warm.push(build(true, cache));
+    }
+    let native = median(native);
+    let warm = median(warm);
+    println!(
+        "\n2. Whole `cargo build` (dev profile) of the corpus crate from an empty target \
+         directory, medians of {runs}\n"
+    );
+    println!(
+        "{:<44} {:>10}",
+        "plain cargo build",
+        format!("{:.2} s", native.as_secs_f64())
+    );
+    println!(
+        "{:<44} {:>10}   {:.2} x native",
+        "cargo wasmacro build, warm component cache",
+        format!("{:.2} s", warm.as_secs_f64()),
+        warm.as_secs_f64() / native.as_secs_f64()
+    );
+    if cold {
+        let empty = tempfile::tempdir().unwrap();
+        let cold = build(true, empty.path());
+        println!(
+            "{:<44} {:>10}   {:.2} x native (one run)",
+            "cargo wasmacro build, empty component cache",
+            format!("{:.2} s", cold.as_secs_f64()),
+            cold.as_secs_f64() / native.as_secs_f64()
+        );
+    }
 }
 
 fn print_machine() {
