@@ -25,6 +25,12 @@ pub fn with_edition(bytes: &[u8], edition: &str) -> Vec<u8> {
     out
 }
 
+/// The edition a component's shim is compiled with: the recorded one, else
+/// 2021, which every shim had before the edition was recorded.
+pub fn shim_edition(bytes: &[u8]) -> &str {
+    edition_of(bytes).unwrap_or("2021")
+}
+
 /// The edition recorded in a component, if it has a valid one. Reads only
 /// the top-level section headers, with every length checked.
 pub fn edition_of(bytes: &[u8]) -> Option<&str> {

@@ -403,11 +403,7 @@ fn explain_attempts(error: ExpandError, attempts: &BTreeSet<SandboxAttempt>) -> 
 /// A user-facing explanation of a trap, naming the limit hit and the
 /// setting that raises it.
 fn describe_trap(error: &wasmtime::Error, limits: &Limits) -> String {
-    let raise = |key: &str| {
-        format!(
-            "; if the macro needs more, raise `{key}` in `[workspace.metadata.wasmacro.limits]`"
-        )
-    };
+    let raise = crate::limits::raise_hint;
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => format!(
             "it ran out of fuel: it executed more than {} wasm instructions (the `fuel` limit), \

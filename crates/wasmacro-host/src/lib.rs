@@ -29,7 +29,7 @@ pub use error::{ExpandError, LoadError};
 pub use instance::{
     Isolation, LoadedComponent, MacroInstance, Runtime, RuntimeConfig, SpanOracle, SpanOracleError,
 };
-pub use limits::{LimitError, Limits, Size};
+pub use limits::{ApproxSize, LimitError, Limits, Size};
 
 /// Generated bindings for the `wasmacro:proc-macro` world.
 mod bindings {

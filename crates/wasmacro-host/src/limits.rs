@@ -37,9 +37,6 @@ impl Limits {
     /// The environment variable holding limits in their text form.
     pub const ENV: &'static str = "WASMACRO_LIMITS";
 
-    /// The keys, in the order [`Display`](fmt::Display) writes them.
-    pub const KEYS: [&'static str; 5] = ["fuel", "memory", "stack", "timeout", "output"];
-
     /// Sets one limit from its text (`fuel=2e9`, `memory=256MiB`,
     /// `timeout=30s`; plain integers are counts, bytes and seconds).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), LimitError> {
@@ -147,6 +144,12 @@ impl fmt::Display for Limits {
     }
 }
 
+/// The hint every limit error ends with: `; if the macro needs more, raise
+/// `KEY` in …`.
+pub(crate) fn raise_hint(key: &str) -> String {
+    format!("; if the macro needs more, raise `{key}` in `[workspace.metadata.wasmacro.limits]`")
+}
+
 /// A byte count written as cargo writes sizes (`1GiB`, `512KiB`, `100B`).
 #[derive(Copy, Clone, Debug)]
 pub struct Size(pub u64);
@@ -159,6 +162,22 @@ impl fmt::Display for Size {
             }
         }
         write!(f, "{}B", self.0)
+    }
+}
+
+/// A byte count rounded for people (`117.3 MiB`, `2.0 KiB`, `12 B`).
+#[derive(Copy, Clone, Debug)]
+pub struct ApproxSize(pub u64);
+
+impl fmt::Display for ApproxSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = [("GiB", 30), ("MiB", 20), ("KiB", 10)]
+            .iter()
+            .find(|(_, shift)| self.0 >= 1 << shift)
+            .map(|(unit, shift)| format!("{:.1} {unit}", self.0 as f64 / (1u64 << shift) as f64))
+            .unwrap_or_else(|| format!("{} B", self.0));
+        // `pad`, so that widths in tables apply.
+        f.pad(&text)
     }
 }
 
@@ -177,7 +196,7 @@ impl fmt::Display for Seconds {
 /// A limit could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LimitError {
-    /// Not one of [`Limits::KEYS`].
+    /// Not the name of a limit.
     #[error("unknown limit `{0}` (the limits are fuel, memory, stack, timeout and output)")]
     Key(String),
     /// Not `key=value`.

@@ -11,7 +11,7 @@ use crate::error::ExpandError;
 use crate::instance::{
     Isolation, LoadedComponent, MacroInstance, Runtime, SpanOracle, SpanOracleError,
 };
-use crate::limits::Size;
+use crate::limits::{ApproxSize, Size};
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 use wasmacro_protocol::{
@@ -237,10 +237,10 @@ pub fn serve_with_stats(
         if !failed && tokens > limits.output {
             failed = true;
             let text = format!(
-                "it returned {:.1} MiB of tokens, more than the `output` limit of {}; if the \
-                 macro needs more, raise `output` in `[workspace.metadata.wasmacro.limits]`",
-                tokens as f64 / f64::from(1 << 20),
-                Size(limits.output)
+                "it returned {} of tokens, more than the `output` limit of {}{}",
+                ApproxSize(tokens),
+                Size(limits.output),
+                crate::limits::raise_hint("output")
             );
             let message = ServerMessage::Expanded {
                 result: Err(ExpandFailure::Error(text)),

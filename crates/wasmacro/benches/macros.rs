@@ -20,10 +20,15 @@
 //! Runs are interleaved across variants so that drift of the machine hits
 //! all of them alike.
 
+// The tests' shared machinery: how native dependencies are found.
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::NativeDeps;
 
 const TYPES: usize = 500;
 
@@ -44,8 +49,8 @@ fn main() {
     let projects = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("benches")
         .join("projects");
-    let deps_229 = NativeDeps::build(&projects.join("serde-1.0.229"), &work.join("target-229"));
-    let deps_137 = NativeDeps::build(&projects.join("serde-1.0.137"), &work.join("target-137"));
+    let deps_229 = build_native_deps(&projects.join("serde-1.0.229"), &work.join("target-229"));
+    let deps_137 = build_native_deps(&projects.join("serde-1.0.137"), &work.join("target-137"));
     let component_229 = component("serde_derive@1.0.229", &work, &cache);
     let component_137 = component("serde_derive@1.0.137", &work, &cache);
 
@@ -85,7 +90,7 @@ fn main() {
             "wasmacro serde_derive 1.0.229",
             &deps_229,
             "derives.rs",
-            Macro::Wasm(component_229),
+            Macro::Wasm(component_229.clone()),
         ),
         Variant::new(
             "baseline (no derives), 1.0.137",
@@ -199,7 +204,7 @@ fn main() {
         runs.min(3),
         args.iter().any(|a| a == "--cold"),
     );
-    fixed_costs(&cache, &deps_229);
+    fixed_costs(&cache, &component_229);
 }
 
 /// Section 2: whole `cargo build`s of the corpus as a crate.
@@ -307,68 +312,37 @@ fn median(mut values: Vec<Duration>) -> Duration {
 }
 
 /// Native libraries and proc macros built by cargo from a fixed lockfile.
-struct NativeDeps {
-    deps_dir: PathBuf,
-    artifacts: Vec<(String, PathBuf)>,
+fn build_native_deps(project: &Path, target: &Path) -> NativeDeps {
+    let output = Command::new(env!("CARGO"))
+        .current_dir(project)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--message-format=json",
+            "--target-dir",
+        ])
+        .arg(target)
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "building {}:\n{}",
+        project.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    NativeDeps {
+        deps_dir: target.join("release").join("deps"),
+        artifacts: support::cargo_artifacts(&output),
+    }
 }
 
-impl NativeDeps {
-    fn build(project: &Path, target: &Path) -> NativeDeps {
-        let output = Command::new(env!("CARGO"))
-            .current_dir(project)
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--message-format=json",
-                "--target-dir",
-            ])
-            .arg(target)
-            .env_remove("RUSTC_WRAPPER")
-            .env_remove("RUSTFLAGS")
-            .output()
-            .expect("cargo runs");
-        assert!(
-            output.status.success(),
-            "building {}:\n{}",
-            project.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let mut artifacts = Vec::new();
-        for line in String::from_utf8_lossy(&output.stdout).lines() {
-            let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            if message["reason"] != "compiler-artifact" {
-                continue;
-            }
-            let name = message["target"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .replace('-', "_");
-            let file = message["filenames"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f.as_str())
-                .find(|f| f.ends_with(".rlib") || f.ends_with(".so"));
-            if let Some(file) = file {
-                artifacts.push((name, PathBuf::from(file)));
-            }
-        }
-        NativeDeps {
-            deps_dir: target.join("release").join("deps"),
-            artifacts,
-        }
-    }
-
-    fn artifact(&self, name: &str) -> &Path {
-        self.artifacts
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, p)| p.as_path())
-            .unwrap_or_else(|| panic!("no artifact {name}"))
-    }
+fn artifact<'a>(deps: &'a NativeDeps, name: &str) -> &'a Path {
+    deps.artifacts
+        .get(name)
+        .unwrap_or_else(|| panic!("no artifact {name}"))
 }
 
 fn wasmacro(cache: &Path) -> Command {
@@ -466,13 +440,13 @@ impl<'a> Variant<'a> {
             .arg("-L")
             .arg(format!("dependency={}", self.deps.deps_dir.display()))
             .arg("--extern")
-            .arg(format!("serde={}", self.deps.artifact("serde").display()));
+            .arg(format!("serde={}", artifact(self.deps, "serde").display()));
         match &self.macro_crate {
             Macro::None => {}
             Macro::Native(name) => {
                 command
                     .arg("--extern")
-                    .arg(format!("{name}={}", self.deps.artifact(name).display()));
+                    .arg(format!("{name}={}", artifact(self.deps, name).display()));
             }
             Macro::Wasm(component) => {
                 command
@@ -626,14 +600,10 @@ fn corpus_source(macro_crate: &str, derive: bool) -> String {
 
 /// Section 3 of the issue: the costs every rustc process or every expansion
 /// pays whatever the macro does.
-fn fixed_costs(cache: &Path, _deps: &NativeDeps) {
+fn fixed_costs(cache: &Path, component: &Path) {
     use wasmacro_host::{CacheDir, Runtime, RuntimeConfig};
 
-    let component = std::fs::read(
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join("bench/components/serde_derive-1.0.229/serde_derive.wasm"),
-    )
-    .expect("the serde_derive component");
+    let component = std::fs::read(component).expect("the serde_derive component");
     let runs = 21;
     let mut start = Vec::new();
     let mut load = Vec::new();

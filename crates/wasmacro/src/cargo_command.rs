@@ -50,10 +50,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from("cargo"));
     let metadata = metadata(&cargo, &args)?;
     let workspace = metadata.workspace_root.as_std_path().to_path_buf();
-    let manifest = workspace.join("Cargo.toml");
-    let policy_text = std::fs::read_to_string(&manifest)
-        .with_context(|| format!("reading {}", manifest.display()))?;
-    let policy = Policy::from_manifest(&policy_text, &manifest.display().to_string())?;
+    let policy = Policy::of_workspace(&workspace)?;
 
     let exe = std::env::current_exe().context("locating the wasmacro executable")?;
     let session = tempfile::tempdir().context("creating a session directory")?;

@@ -214,10 +214,7 @@ fn limits_from_env() -> Result<Limits> {
     let Some(workspace) = std::env::var_os(macro_unit::WORKSPACE_ENV) else {
         return Ok(Limits::default());
     };
-    let manifest = Path::new(&workspace).join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest)
-        .with_context(|| format!("reading the wasmacro limits in {}", manifest.display()))?;
-    let policy = policy::Policy::from_manifest(&text, &manifest.display().to_string())?;
+    let policy = policy::Policy::of_workspace(Path::new(&workspace))?;
     Ok(Limits::parse(&policy.limits)?)
 }
 
@@ -273,7 +270,7 @@ fn build(
 }
 
 fn cache_command(action: CacheAction) -> Result<ExitCode> {
-    use wasmacro_host::maintenance;
+    use wasmacro_host::{ApproxSize, maintenance};
     let cache = CacheDir::from_env();
     let root = cache.root().display();
     match action {
@@ -285,11 +282,16 @@ fn cache_command(action: CacheAction) -> Result<ExitCode> {
                     "  {:<12} {:>6} entries  {:>10}  {what}",
                     section.name,
                     section.entries,
-                    human(section.bytes)
+                    ApproxSize(section.bytes)
                 );
             }
             let total: u64 = sections.iter().map(|s| s.bytes).sum();
-            println!("  {:<12} {:>6}          {:>10}", "total", "", human(total));
+            println!(
+                "  {:<12} {:>6}          {:>10}",
+                "total",
+                "",
+                ApproxSize(total)
+            );
             Ok(ExitCode::SUCCESS)
         }
         CacheAction::Verify => {
@@ -325,20 +327,10 @@ fn cache_command(action: CacheAction) -> Result<ExitCode> {
             println!(
                 "{verb} {} entries ({}) not used for {max_age_days} days",
                 report.removed.len(),
-                human(report.bytes)
+                ApproxSize(report.bytes)
             );
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// Bytes for people: `117.3 MiB`.
-fn human(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / f64::from(1 << 30)),
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1 << 20)),
-        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / f64::from(1 << 10)),
-        b => format!("{b} B"),
     }
 }
 

@@ -126,13 +126,7 @@ pub fn compile(command: &[OsString]) -> Option<Result<ExitCode>> {
 fn compile_unit(command: &[OsString], unit: &MacroUnit, workspace: &Path) -> Result<ExitCode> {
     let policy = match std::env::var(Policy::ENV) {
         Ok(value) => Policy::from_env(&value)?,
-        Err(_) => {
-            let manifest = workspace.join("Cargo.toml");
-            let text = std::fs::read_to_string(&manifest).with_context(|| {
-                format!("reading the wasmacro policy in {}", manifest.display())
-            })?;
-            Policy::from_manifest(&text, &manifest.display().to_string())?
-        }
+        Err(_) => Policy::of_workspace(workspace)?,
     };
     let opted_in = std::fs::read_to_string(unit.manifest_dir.join("Cargo.toml"))
         .map(|text| author_opted_in(&text))
@@ -142,10 +136,11 @@ fn compile_unit(command: &[OsString], unit: &MacroUnit, workspace: &Path) -> Res
         return compile_native(command, unit, placement);
     }
 
-    CacheDir::from_env().ensure_writable()?;
+    let cache = CacheDir::from_env();
+    cache.ensure_writable()?;
     status::print("Compiling", &format!("{} (wasm)", unit.describe()));
     let sandboxed = policy.sandboxed(&unit.package);
-    let component = match component_for(command, unit, workspace, sandboxed) {
+    let component = match component_for(command, unit, workspace, &cache, sandboxed) {
         Ok(component) => component,
         Err(reason) => {
             if std::env::var_os(STRICT_ENV).is_some() {
@@ -193,10 +188,10 @@ fn component_for(
     command: &[OsString],
     unit: &MacroUnit,
     workspace: &Path,
+    cache: &CacheDir,
     sandboxed: bool,
 ) -> Result<UnitComponent, String> {
     let rustc = real_rustc(command);
-    let cache = CacheDir::from_env();
     let runtime = Runtime::new(cache.clone(), RuntimeConfig::default())
         .map_err(|e| format!("the wasm runtime did not start: {e}"))?;
     let mut options = BuildOptions::new(
@@ -238,7 +233,7 @@ fn component_for(
         crate_name: &unit.crate_name,
         component: built.hash.as_str(),
         macros: &built.macros,
-        edition: wasmacro_host::edition::edition_of(&built.bytes).unwrap_or("2021"),
+        edition: wasmacro_host::edition::shim_edition(&built.bytes),
     };
     let shim = wasmacro_shim::ensure_shim(&rustc, &cache.root().join("shims"), &spec)
         .map_err(|e| format!("its shim did not compile: {e}"))?;

@@ -91,6 +91,18 @@ impl Placement {
 }
 
 impl Policy {
+    /// The policy of the workspace rooted at `workspace`, from its
+    /// `Cargo.toml`.
+    pub fn of_workspace(workspace: &std::path::Path) -> Result<Policy, PolicyError> {
+        let manifest = workspace.join("Cargo.toml");
+        let origin = manifest.display().to_string();
+        let text = std::fs::read_to_string(&manifest).map_err(|e| PolicyError {
+            origin: origin.clone(),
+            reason: format!("cannot read the wasmacro policy: {e}"),
+        })?;
+        Policy::from_manifest(&text, &origin)
+    }
+
     /// The environment variable carrying the policy to the rustc wrapper.
     pub const ENV: &'static str = "WASMACRO_POLICY";
 

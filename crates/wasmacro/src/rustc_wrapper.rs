@@ -270,9 +270,7 @@ fn rewrite_extern(
         crate_name,
         component: hash.as_str(),
         macros: loaded.declarations(),
-        // Components built before the edition was recorded: the edition
-        // every shim used then.
-        edition: wasmacro_host::edition::edition_of(&bytes).unwrap_or("2021"),
+        edition: wasmacro_host::edition::shim_edition(&bytes),
     };
     let shim = wasmacro_shim::ensure_shim(rustc, &cache.root().join("shims"), &spec)
         .with_context(|| format!("making the native shim for {path}"))?;

@@ -172,7 +172,7 @@ fn a_component_of_another_contract_version_says_so() {
 }
 
 #[test]
-fn truncated_or_malformed_components_are_clear_errors() {
+fn broken_components_given_to_rustc_are_clear_errors() {
     let bytes = std::fs::read(support::component(HOSTILE)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("main.rs"), "fn main() {}").unwrap();
@@ -180,6 +180,7 @@ fn truncated_or_malformed_components_are_clear_errors() {
         ("truncated", &bytes[..bytes.len() / 2]),
         ("header_only", &bytes[..8]),
         ("empty", &bytes[..0]),
+        ("not_wasm", b"not wasm at all".as_slice()),
     ] {
         let path = dir.path().join(format!("{name}.wasm"));
         std::fs::write(&path, contents).unwrap();

@@ -7,9 +7,8 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
-use support::{fixtures, text};
+use support::{copy_dir, fixtures, text};
 
 struct Build {
     components: BTreeMap<String, Vec<u8>>,
@@ -18,21 +17,6 @@ struct Build {
 }
 
 const EXAMPLES: [&str; 3] = ["clock", "hash_order", "random"];
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        if entry.file_name() == "target" {
-            continue;
-        }
-        let to = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), to).unwrap();
-        }
-    }
-}
 
 /// Builds the hostile fixture's deterministic examples under `prefix`, from
 /// an empty cache.

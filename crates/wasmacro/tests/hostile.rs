@@ -6,12 +6,13 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
-use support::{project_copy, text};
+use support::{cargo_report, project_copy, text};
 
 /// Every case, and what its diagnostics must say (all of it, in order of
 /// appearance within the rendered errors). Each case also names the macro.
@@ -174,24 +175,20 @@ fn rewrite(example: &Path, from: &str, to: &str) {
     std::fs::write(example, source.replace(from, to)).unwrap();
 }
 
-/// The rendered errors of each example, from `--message-format=json`.
-fn errors_by_example(stdout: &[u8]) -> std::collections::BTreeMap<String, String> {
-    let mut errors = std::collections::BTreeMap::<String, String>::new();
-    for line in String::from_utf8_lossy(stdout).lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if message["reason"] != "compiler-message" || message["message"]["level"] != "error" {
-            continue;
-        }
-        let name = message["target"]["name"]
-            .as_str()
-            .unwrap_or("?")
-            .to_string();
-        let rendered = message["message"]["rendered"].as_str().unwrap_or_default();
-        errors.entry(name).or_default().push_str(rendered);
-    }
-    errors
+/// The rendered errors of each example, concatenated, keyed by example name.
+fn errors_by_example(output: &std::process::Output) -> BTreeMap<String, String> {
+    cargo_report(output)
+        .diagnostics
+        .into_iter()
+        .filter_map(|(target, diagnostics)| {
+            let name = target.strip_prefix("example ")?.to_string();
+            let errors: String = diagnostics
+                .into_iter()
+                .filter(|d| d.starts_with("error"))
+                .collect();
+            (!errors.is_empty()).then_some((name, errors))
+        })
+        .collect()
 }
 
 fn first_line_and_notes(rendered: &str) -> String {
@@ -264,7 +261,7 @@ fn every_hostile_macro_gets_a_clear_error_and_nothing_escapes() {
         "{stderr}"
     );
 
-    let errors = errors_by_example(&output.stdout);
+    let errors = errors_by_example(&output);
     // Written past the test harness's capture, so CI logs show every case.
     let mut log = std::io::stderr().lock();
     let _ = writeln!(log, "\n{:<28} outcome", "case");

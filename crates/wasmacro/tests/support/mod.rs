@@ -66,38 +66,44 @@ pub fn native() -> &'static NativeDeps {
             "building the native fixtures failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let mut artifacts = BTreeMap::new();
-        for line in String::from_utf8_lossy(&output.stdout).lines() {
-            let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            if message["reason"] != "compiler-artifact" {
-                continue;
-            }
-            let name = message["target"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .replace('-', "_");
-            let file = message["filenames"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f.as_str())
-                .find(|f| {
-                    f.ends_with(".rlib")
-                        || f.ends_with(".so")
-                        || f.ends_with(".dylib")
-                        || f.ends_with(".dll")
-                });
-            if let Some(file) = file {
-                artifacts.insert(name, PathBuf::from(file));
-            }
-        }
         NativeDeps {
             deps_dir: target.join("debug").join("deps"),
-            artifacts,
+            artifacts: cargo_artifacts(&output),
         }
     })
+}
+
+/// The library or proc-macro file of each crate a `cargo build
+/// --message-format=json` built, by crate name (`-` as `_`).
+pub fn cargo_artifacts(output: &Output) -> BTreeMap<String, PathBuf> {
+    let mut artifacts = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let name = message["target"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .replace('-', "_");
+        let file = message["filenames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str())
+            .find(|f| {
+                f.ends_with(".rlib")
+                    || f.ends_with(".so")
+                    || f.ends_with(".dylib")
+                    || f.ends_with(".dll")
+            });
+        if let Some(file) = file {
+            artifacts.insert(name, PathBuf::from(file));
+        }
+    }
+    artifacts
 }
 
 /// Builds a component once per test binary: `spec` is `NAME@VERSION` from the
@@ -264,6 +270,22 @@ pub fn assert_same(what: &str, native: &str, wasm: &str) {
         native.lines().nth(line),
         wasm.lines().nth(line),
     );
+}
+
+/// Copies a directory tree, leaving out `target` directories.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        if entry.file_name() == "target" {
+            continue;
+        }
+        let to = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), to).unwrap();
+        }
+    }
 }
 
 /// How `cargo_in` runs cargo: plainly, or as `cargo wasmacro`.
