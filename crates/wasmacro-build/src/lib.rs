@@ -441,9 +441,9 @@ pub fn build_component_with_progress(
 }
 
 /// Changes whenever this crate builds different bytes from the same inputs
-/// (2: the edition section, the syn 1 patch), so earlier builds recorded in
-/// the cache are not reused.
-const BUILD_FORMAT: &str = "wasmacro-build 2";
+/// (2: the edition section, the syn 1 patch; 3: LTO), so earlier builds
+/// recorded in the cache are not reused.
+const BUILD_FORMAT: &str = "wasmacro-build 3";
 
 /// Where the register macros write what the crate declares, in the work
 /// directory.
@@ -720,7 +720,10 @@ fn write_wrapper(
          [lib]\npath = \"lib.rs\"\ncrate-type = [\"cdylib\"]\n\n\
          [dependencies]\nwasmacro-guest-glue = {{ path = \"glue\" }}\nwasmacro-register = {{ path = \"register\" }}\n\
          macro_crate = {{ package = {name:?}, path = \"pkg\", default-features = {default}, features = [{features}] }}\n\n\
-         [profile.release]\nopt-level = 3\ndebug = false\nstrip = true\npanic = \"abort\"\nincremental = false\n\n\
+         [profile.release]\nopt-level = 3\ndebug = false\nstrip = true\n\
+         # Whole-program optimisation across the macro, syn, quote and the guest\n\
+         # proc_macro: measured 20% faster expansions for 4 s more build.\n\
+         lto = true\ncodegen-units = 1\npanic = \"abort\"\nincremental = false\n\n\
          [workspace]\nexclude = [\"pkg\", \"glue\", \"register\", \"patched\"]\n{patch}",
         name = package.name,
         default = !options.no_default_features,

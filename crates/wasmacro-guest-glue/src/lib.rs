@@ -147,9 +147,17 @@ fn decode(tokens: &[wit::Token]) -> Result<TokenStream, wit::ExpansionError> {
 }
 
 fn encode(stream: &TokenStream) -> wit::TokenStream {
-    let mut tokens = Vec::new();
-    bridge::encode(stream, &mut |token| {
-        tokens.push(match token {
+    let mut tokens = WitTokens(Vec::new());
+    bridge::encode(stream, &mut tokens);
+    tokens.0
+}
+
+/// The WIT token list [`bridge::encode`] fills.
+struct WitTokens(Vec<wit::Token>);
+
+impl bridge::FlatSink for WitTokens {
+    fn push(&mut self, token: FlatToken<'_>) {
+        self.0.push(match token {
             FlatToken::Group { delimiter, span, open, close, len } => wit::Token::Group(wit::Group {
                 delimiter: match delimiter {
                     proc_macro::Delimiter::Parenthesis => wit::Delimiter::Parenthesis,
@@ -174,8 +182,13 @@ fn encode(stream: &TokenStream) -> wit::TokenStream {
                 wit::Token::Literal(wit::Literal { text: text.to_string(), span })
             }
         })
-    });
-    tokens
+    }
+
+    fn set_group_len(&mut self, index: usize, len: u32) {
+        if let Some(wit::Token::Group(group)) = self.0.get_mut(index) {
+            group.len = len;
+        }
+    }
 }
 
 /// Span queries go to the host: only the compiler knows the source.

@@ -249,51 +249,64 @@ pub mod __private {
         Ok(trees)
     }
 
-    /// Flattens a token stream (pre-order), calling `emit` for every token.
-    pub fn encode(stream: &TokenStream, emit: &mut dyn FnMut(FlatToken<'_>)) {
+    /// Where [`encode`] puts a flattened stream.
+    pub trait FlatSink {
+        /// The next token, in pre-order. A group arrives with `len` 0;
+        /// [`set_group_len`](FlatSink::set_group_len) follows its contents.
+        fn push(&mut self, token: FlatToken<'_>);
+        /// Sets the `len` of the group that was the `index`-th token pushed.
+        fn set_group_len(&mut self, index: usize, len: u32);
+    }
+
+    /// Flattens a token stream (pre-order) into `sink`. Linear in the
+    /// number of tokens: a group's length is set once its contents are out,
+    /// not counted ahead (which costs a pass per level of nesting).
+    pub fn encode(stream: &TokenStream, sink: &mut dyn FlatSink) {
+        encode_from(stream, sink, 0);
+    }
+
+    /// Pushes `stream` as tokens `first..`, returning how many.
+    fn encode_from(stream: &TokenStream, sink: &mut dyn FlatSink, first: usize) -> usize {
+        let mut next = first;
         for tree in stream.trees() {
+            let index = next;
+            next += 1;
             match tree {
                 TokenTree::Group(group) => {
-                    emit(FlatToken::Group {
+                    sink.push(FlatToken::Group {
                         delimiter: group.delimiter(),
                         span: group.span().handle(),
                         open: group.span_open().handle(),
                         close: group.span_close().handle(),
-                        len: u32::try_from(count(group.stream.trees()))
-                            .expect("a token stream of more than 4 billion tokens"),
+                        len: 0,
                     });
-                    encode(&group.stream, emit);
+                    let len = encode_from(&group.stream, sink, next);
+                    next += len;
+                    sink.set_group_len(
+                        index,
+                        u32::try_from(len).expect("a token stream of more than 4 billion tokens"),
+                    );
                 }
-                TokenTree::Ident(ident) => emit(FlatToken::Ident {
+                TokenTree::Ident(ident) => sink.push(FlatToken::Ident {
                     name: ident.name(),
                     is_raw: ident.is_raw(),
                     span: ident.span().handle(),
                 }),
-                TokenTree::Punct(punct) => emit(FlatToken::Punct {
+                TokenTree::Punct(punct) => sink.push(FlatToken::Punct {
                     ch: punct.as_char(),
                     joint: punct.spacing() == Spacing::Joint,
                     span: punct.span().handle(),
                 }),
                 TokenTree::Literal(literal) => {
                     let text = literal.to_string();
-                    emit(FlatToken::Literal {
+                    sink.push(FlatToken::Literal {
                         text: &text,
                         span: literal.span().handle(),
                     })
                 }
             }
         }
-    }
-
-    /// The number of tokens `trees` flattens to.
-    fn count(trees: &[TokenTree]) -> usize {
-        trees
-            .iter()
-            .map(|tree| match tree {
-                TokenTree::Group(group) => 1 + count(group.stream.trees()),
-                _ => 1,
-            })
-            .sum()
+        next - first
     }
 
     /// Parses `text` as one literal (used by hosts that validate literals).

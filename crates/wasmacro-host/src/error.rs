@@ -63,6 +63,9 @@ pub enum LoadError {
     /// The engine could not be created.
     #[error("could not create the wasmtime engine: {0}")]
     Engine(String),
+    /// A setting (an environment variable) has a value wasmacro does not know.
+    #[error("{0}")]
+    Setting(String),
 }
 
 /// An expansion did not produce tokens.

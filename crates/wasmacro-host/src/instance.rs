@@ -31,6 +31,59 @@ pub enum Isolation {
     PerExpansion,
 }
 
+/// What turns a component's wasm into code this machine runs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Cranelift compiles to native code: the fast one.
+    #[default]
+    Cranelift,
+    /// wasmtime's Pulley interpreter (Cranelift compiles to its portable
+    /// bytecode): for hosts Cranelift has no native backend for, at a
+    /// fraction of the speed. Expansions, fuel use and errors are the same.
+    Pulley,
+}
+
+impl Backend {
+    /// The environment variable that selects the backend (`cranelift` or
+    /// `pulley`) for `wasmacro serve` and the other commands.
+    pub const ENV: &'static str = "WASMACRO_BACKEND";
+
+    /// The backend `WASMACRO_BACKEND` names, Cranelift when it is unset.
+    pub fn from_env() -> Result<Backend, LoadError> {
+        match std::env::var(Self::ENV) {
+            Err(std::env::VarError::NotPresent) => Ok(Backend::default()),
+            Ok(value) => value.parse(),
+            Err(std::env::VarError::NotUnicode(value)) => Err(LoadError::Setting(format!(
+                "{} must be `cranelift` or `pulley`, not {value:?}",
+                Self::ENV
+            ))),
+        }
+    }
+
+    /// The name used in settings and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cranelift => "cranelift",
+            Backend::Pulley => "pulley",
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = LoadError;
+
+    fn from_str(text: &str) -> Result<Backend, LoadError> {
+        match text {
+            "cranelift" => Ok(Backend::Cranelift),
+            "pulley" => Ok(Backend::Pulley),
+            _ => Err(LoadError::Setting(format!(
+                "{} must be `cranelift` or `pulley`, not `{text}`",
+                Self::ENV
+            ))),
+        }
+    }
+}
+
 /// Limits and policies of a runtime. The defaults are generous enough for
 /// real macros; a macro that exceeds them fails with an error naming the limit.
 #[derive(Clone, Debug, Default)]
@@ -39,6 +92,8 @@ pub struct RuntimeConfig {
     pub limits: Limits,
     /// Instance lifetime.
     pub isolation: Isolation,
+    /// Native code or the Pulley interpreter.
+    pub backend: Backend,
 }
 
 /// How often the engine's epoch advances: the resolution of the wall-clock
@@ -83,6 +138,18 @@ impl Runtime {
         // output must not.
         wasm_config.cranelift_nan_canonicalization(true);
         wasm_config.relaxed_simd_deterministic(true);
+        if config.backend == Backend::Pulley {
+            // Precompiled code is cached under the engine's compatibility
+            // hash, which covers the target: the two backends never mix.
+            wasm_config
+                .target("pulley64")
+                .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        }
+        if std::env::var_os("WASMACRO_PERFMAP").is_some() {
+            // For `perf`: names the JIT-compiled guest functions in
+            // /tmp/perf-<pid>.map. Never changes what runs.
+            wasm_config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&wasm_config).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);

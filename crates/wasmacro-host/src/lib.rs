@@ -27,7 +27,8 @@ mod wasi;
 pub use cache::{CacheDir, ComponentCache, ComponentHash, write_atomically};
 pub use error::{ExpandError, LoadError};
 pub use instance::{
-    Isolation, LoadedComponent, MacroInstance, Runtime, RuntimeConfig, SpanOracle, SpanOracleError,
+    Backend, Isolation, LoadedComponent, MacroInstance, Runtime, RuntimeConfig, SpanOracle,
+    SpanOracleError,
 };
 pub use limits::{ApproxSize, LimitError, Limits, Size};
 

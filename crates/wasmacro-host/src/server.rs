@@ -32,15 +32,21 @@ impl Channel {
     }
 
     fn receive(&mut self) -> io::Result<Option<ShimMessage>> {
+        Ok(self.receive_frame()?.map(|(message, _)| message))
+    }
+
+    /// A message and the frame it came in, whose hash names the request.
+    fn receive_frame(&mut self) -> io::Result<Option<(ShimMessage, Vec<u8>)>> {
         let Some(frame) = read_frame(&mut self.reader)? else {
             return Ok(None);
         };
-        ShimMessage::decode(&frame).map(Some).map_err(|e| {
+        let message = ShimMessage::decode(&frame).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("bad message from shim: {e}"),
             )
-        })
+        })?;
+        Ok(Some((message, frame)))
     }
 }
 
@@ -193,11 +199,11 @@ pub fn serve_with_stats(
     let watchdog = Watchdog::start(&stats.crate_name, limits.timeout);
     let mut instance: Option<MacroInstance> = None;
     loop {
-        let message = lock(&channel).receive()?;
-        let request = match message {
+        let message = lock(&channel).receive_frame()?;
+        let (request, frame) = match message {
             None => return Ok(()),
-            Some(ShimMessage::Expand(request)) => request,
-            Some(other) => {
+            Some((ShimMessage::Expand(request), frame)) => (request, frame),
+            Some((other, _)) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
@@ -209,7 +215,8 @@ pub fn serve_with_stats(
         };
         let started = std::time::Instant::now();
         watchdog.enter(&request.macro_name);
-        let input_digest = blake3::hash(&ShimMessage::Expand(request.clone()).encode());
+        let input_digest = blake3::hash(&frame);
+        drop(frame);
         let reusable = instance
             .take()
             .filter(|i| !i.is_poisoned() && isolation == Isolation::PerCompilation);

@@ -9,6 +9,8 @@
 //!    `wa-serde-derive`. rustc's own `-Z time-passes` (`RUSTC_BOOTSTRAP=1`,
 //!    for measuring only) reports `expand_crate`, the phase that runs the
 //!    macros; the same corpus without derives gives the baseline subtracted.
+//!    The wasmacro component also runs on wasmtime's Pulley interpreter
+//!    (`WASMACRO_BACKEND=pulley`).
 //! 2. **Whole builds.** `cargo build` of a project whose library is that
 //!    corpus, from an empty target directory: plain cargo against `cargo
 //!    wasmacro build` with the component cache warm, and (`--cold`) once with
@@ -16,6 +18,11 @@
 //! 3. **Fixed costs**, in process with `wasmacro-host`: starting the runtime,
 //!    loading precompiled code from the cache, instantiating, one minimal
 //!    expansion.
+//! 4. **The server's side alone**, in process: the corpus's 1,000 expansions
+//!    through `MacroInstance::expand` (lowering, guest, lifting) on Cranelift
+//!    and on Pulley, and as framed messages through the server loop. Section
+//!    1 minus this is what the shim, the pipe and the second process cost.
+//!    `--server-only [--component PATH]` runs just this section.
 //!
 //! Runs are interleaved across variants so that drift of the machine hits
 //! all of them alike.
@@ -73,6 +80,15 @@ fn main() {
     .unwrap();
 
     let component_229 = component_229.unwrap_or_else(|e| panic!("serde_derive 1.0.229: {e}"));
+    if args.iter().any(|a| a == "--server-only") {
+        let component = args
+            .iter()
+            .position(|a| a == "--component")
+            .and_then(|i| args.get(i + 1))
+            .map_or(component_229, PathBuf::from);
+        server_side(&cache, &component, runs);
+        return;
+    }
     let mut variants = vec![
         Variant::new(
             "baseline (no derives), 1.0.229",
@@ -90,7 +106,7 @@ fn main() {
             "wasmacro serde_derive 1.0.229",
             &deps_229,
             "derives.rs",
-            Macro::Wasm(component_229.clone()),
+            Macro::Wasm(component_229.clone(), "cranelift"),
         ),
         Variant::new(
             "baseline (no derives), 1.0.137",
@@ -116,10 +132,16 @@ fn main() {
             "wasmacro serde_derive 1.0.137",
             &deps_137,
             "derives.rs",
-            Macro::Wasm(component),
+            Macro::Wasm(component, "cranelift"),
         )),
         Err(e) => println!("wasmacro serde_derive 1.0.137 cannot be built: {e}"),
     }
+    variants.push(Variant::new(
+        "wasmacro 1.0.229 on Pulley",
+        &deps_229,
+        "derives.rs",
+        Macro::Wasm(component_229.clone(), "pulley"),
+    ));
     // One unmeasured run each: shims, precompiled code and the page cache.
     for variant in &variants {
         variant.compile(&corpus, &cache);
@@ -152,8 +174,15 @@ fn main() {
         "variant", "expand_crate", "net of base", "per expansion", "rustc total"
     );
     let net = |i: usize, base: usize| medians[i].0.saturating_sub(medians[base].0);
+    let base_of = |variant: &Variant| {
+        if variant.deps.deps_dir == deps_229.deps_dir {
+            0
+        } else {
+            3
+        }
+    };
     for (i, variant) in variants.iter().enumerate() {
-        let base = if i < 3 { 0 } else { 3 };
+        let base = base_of(variant);
         let (per, net_text) = if i == base {
             ("-".to_string(), "-".to_string())
         } else {
@@ -186,14 +215,25 @@ fn main() {
         "watt / wasmacro,   serde_derive 1.0.137 vs 1.0.229: {:.1}",
         ratio(net(5, 3), net(2, 0))
     );
-    if variants.len() > 6 {
+    let index = |name: &str| variants.iter().position(|v| v.name == name);
+    if let Some(i) = index("wasmacro serde_derive 1.0.137") {
         println!(
             "wasmacro / native, serde_derive 1.0.137: {:.2}",
-            ratio(net(6, 3), net(4, 3))
+            ratio(net(i, 3), net(4, 3))
         );
         println!(
             "watt / wasmacro,   serde_derive 1.0.137: {:.1}",
-            ratio(net(5, 3), net(6, 3))
+            ratio(net(5, 3), net(i, 3))
+        );
+    }
+    if let Some(i) = index("wasmacro 1.0.229 on Pulley") {
+        println!(
+            "Pulley / native,   serde_derive 1.0.229: {:.1}",
+            ratio(net(i, 0), net(1, 0))
+        );
+        println!(
+            "Pulley / Cranelift, serde_derive 1.0.229: {:.1}",
+            ratio(net(i, 0), net(2, 0))
         );
     }
 
@@ -205,6 +245,7 @@ fn main() {
         args.iter().any(|a| a == "--cold"),
     );
     fixed_costs(&cache, &component_229);
+    server_side(&cache, &component_229, runs);
 }
 
 /// Section 2: whole `cargo build`s of the corpus as a crate.
@@ -378,7 +419,8 @@ fn component(spec: &str, work: &Path, cache: &Path) -> Result<PathBuf, String> {
 enum Macro {
     None,
     Native(&'static str),
-    Wasm(PathBuf),
+    /// A component, and the `WASMACRO_BACKEND` that runs it.
+    Wasm(PathBuf, &'static str),
 }
 
 struct Variant<'a> {
@@ -411,8 +453,9 @@ impl<'a> Variant<'a> {
 
     fn compile(&self, corpus: &Path, cache: &Path) -> Sample {
         let mut command = match &self.macro_crate {
-            Macro::Wasm(_) => {
+            Macro::Wasm(_, backend) => {
                 let mut command = wasmacro(cache);
+                command.env("WASMACRO_BACKEND", backend);
                 command.args(["rustc", "rustc"]);
                 command
             }
@@ -448,7 +491,7 @@ impl<'a> Variant<'a> {
                     .arg("--extern")
                     .arg(format!("{name}={}", artifact(self.deps, name).display()));
             }
-            Macro::Wasm(component) => {
+            Macro::Wasm(component, _) => {
                 command
                     .arg("--extern")
                     .arg(format!("serde_derive={}", component.display()));
@@ -679,5 +722,233 @@ impl wasmacro_host::SpanOracle for NoSpans {
         Err(wasmacro_host::SpanOracleError(format!(
             "unexpected {query:?}"
         )))
+    }
+}
+
+/// Section 4: the server's side of each corpus expansion, in process and
+/// without rustc: lowering the tokens into the guest, running serde_derive,
+/// lifting its output, on each backend. What section 1 adds to this is the
+/// shim's side and the pipe.
+fn server_side(cache: &Path, component: &Path, runs: usize) {
+    use wasmacro_host::{Backend, CacheDir, Runtime, RuntimeConfig};
+
+    let requests = corpus_requests();
+    let component = std::fs::read(component).expect("the serde_derive component");
+    println!(
+        "\n4. The server's side alone, in process: {} expansions of serde_derive 1.0.229 \
+         ({} tokens in), medians\n",
+        requests.len(),
+        requests.iter().map(|r| r.input.len()).sum::<usize>()
+    );
+    let mut cranelift = None;
+    // Pulley is an order of magnitude slower: fewer runs.
+    for (backend, runs) in [(Backend::Cranelift, runs), (Backend::Pulley, runs.min(3))] {
+        let config = RuntimeConfig {
+            backend,
+            ..RuntimeConfig::default()
+        };
+        let runtime = Runtime::new(CacheDir::new(cache), config).unwrap();
+        let hash = runtime.cache().insert(&component).unwrap();
+        let loaded = runtime.load(&hash).unwrap();
+        let mut instance = loaded.instantiate().unwrap();
+        let mut samples = Vec::new();
+        // One unmeasured pass: the guest's allocator and lazy statics warm
+        // up the way they do over a compilation.
+        for pass in 0..=runs {
+            let started = Instant::now();
+            for request in &requests {
+                let (result, _, _) = instance.expand(request, Box::new(AnySpans));
+                result.unwrap_or_else(|e| panic!("{e}"));
+            }
+            if pass > 0 {
+                samples.push(started.elapsed());
+            }
+        }
+        let expanded = median(samples);
+        let ratio = match cranelift {
+            None => {
+                cranelift = Some(expanded);
+                String::new()
+            }
+            Some(base) => format!(
+                "{:.1} x Cranelift",
+                expanded.as_secs_f64() / Duration::as_secs_f64(&base)
+            ),
+        };
+        println!(
+            "{:<40} {:>10} {:>12} {:>18}",
+            format!("{} (median of {runs})", backend.name()),
+            ms(expanded),
+            format!(
+                "{:.1} µs",
+                expanded.as_secs_f64() * 1e6 / requests.len() as f64
+            ),
+            ratio
+        );
+        if backend == Backend::Cranelift {
+            // The same expansions as framed messages through the server's
+            // loop, in memory: adds decoding, validating and encoding.
+            let mut stream = Vec::new();
+            let hello = wasmacro_protocol::ShimMessage::Hello {
+                version: wasmacro_protocol::PROTOCOL_VERSION,
+                component: hash.to_string(),
+                crate_name: "serde_derive".into(),
+            };
+            wasmacro_protocol::write_frame(&mut stream, &hello.encode()).unwrap();
+            for request in &requests {
+                let message = wasmacro_protocol::ShimMessage::Expand(request.clone());
+                wasmacro_protocol::write_frame(&mut stream, &message.encode()).unwrap();
+            }
+            let mut served = Vec::new();
+            for pass in 0..=runs {
+                let input = std::io::Cursor::new(stream.clone());
+                let started = Instant::now();
+                wasmacro_host::server::serve(&runtime, input, std::io::sink()).unwrap();
+                if pass > 0 {
+                    served.push(started.elapsed());
+                }
+            }
+            let served = median(served);
+            println!(
+                "{:<40} {:>10} {:>12}",
+                format!("through `serve`, in memory (median of {runs})"),
+                ms(served),
+                format!(
+                    "{:.1} µs",
+                    served.as_secs_f64() * 1e6 / requests.len() as f64
+                ),
+            );
+        }
+    }
+}
+
+/// Every `Serialize` and `Deserialize` expansion of the corpus, as the shim
+/// would send it: each item without its `#[derive]`, as rustc passes it.
+fn corpus_requests() -> Vec<wasmacro_protocol::ExpandRequest> {
+    use proc_macro2::{TokenStream, TokenTree};
+    use std::str::FromStr;
+
+    let source = corpus_source("serde_derive", true);
+    let trees: Vec<TokenTree> = TokenStream::from_str(&source)
+        .expect("the corpus lexes")
+        .into_iter()
+        .collect();
+    let mut requests = Vec::new();
+    let mut item: Vec<TokenTree> = Vec::new();
+    let mut trees = trees.into_iter().peekable();
+    while let Some(tree) = trees.next() {
+        // `#` `[derive(...)]` is dropped; an item ends at a top-level `;` or
+        // braced body.
+        if matches!(&tree, TokenTree::Punct(p) if p.as_char() == '#')
+            && matches!(trees.peek(), Some(TokenTree::Group(attr))
+                if attr.stream().to_string().starts_with("derive"))
+        {
+            trees.next();
+            continue;
+        }
+        let ends = match &tree {
+            TokenTree::Punct(p) => p.as_char() == ';',
+            TokenTree::Group(g) => g.delimiter() == proc_macro2::Delimiter::Brace,
+            _ => false,
+        };
+        item.push(tree);
+        if ends {
+            let stream: TokenStream = std::mem::take(&mut item).into_iter().collect();
+            let is_type = stream
+                .clone()
+                .into_iter()
+                .any(|t| matches!(&t, TokenTree::Ident(i) if i == "struct" || i == "enum"));
+            if is_type {
+                let mut tokens = Vec::new();
+                flatten(stream, &mut tokens);
+                for name in ["Serialize", "Deserialize"] {
+                    requests.push(wasmacro_protocol::ExpandRequest {
+                        macro_name: name.into(),
+                        input: tokens.clone(),
+                        attribute_args: None,
+                        call_site: 0,
+                        mixed_site: 1,
+                    });
+                }
+            }
+        }
+    }
+    assert_eq!(
+        requests.len(),
+        2 * TYPES,
+        "the corpus splits into its items"
+    );
+    requests
+}
+
+/// proc-macro2 tokens as protocol tokens, every span the call site.
+fn flatten(stream: proc_macro2::TokenStream, tokens: &mut Vec<wasmacro_protocol::Token>) {
+    use proc_macro2::TokenTree;
+    use wasmacro_protocol::{Delimiter, Token};
+    for tree in stream {
+        match tree {
+            TokenTree::Group(group) => {
+                let index = tokens.len();
+                tokens.push(Token::Group {
+                    delimiter: match group.delimiter() {
+                        proc_macro2::Delimiter::Parenthesis => Delimiter::Parenthesis,
+                        proc_macro2::Delimiter::Brace => Delimiter::Brace,
+                        proc_macro2::Delimiter::Bracket => Delimiter::Bracket,
+                        proc_macro2::Delimiter::None => Delimiter::None,
+                    },
+                    span: 0,
+                    open: 0,
+                    close: 0,
+                    len: 0,
+                });
+                flatten(group.stream(), tokens);
+                let inner = (tokens.len() - index - 1) as u32;
+                if let Some(Token::Group { len, .. }) = tokens.get_mut(index) {
+                    *len = inner;
+                }
+            }
+            TokenTree::Ident(ident) => {
+                let text = ident.to_string();
+                let (name, is_raw) = match text.strip_prefix("r#") {
+                    Some(name) => (name.to_string(), true),
+                    None => (text, false),
+                };
+                tokens.push(Token::Ident {
+                    name,
+                    is_raw,
+                    span: 0,
+                });
+            }
+            TokenTree::Punct(punct) => tokens.push(Token::Punct {
+                ch: punct.as_char(),
+                joint: punct.spacing() == proc_macro2::Spacing::Joint,
+                span: 0,
+            }),
+            TokenTree::Literal(literal) => tokens.push(Token::Literal {
+                text: literal.to_string(),
+                span: 0,
+            }),
+        }
+    }
+}
+
+/// Answers span queries the way a shim would for spans with no source.
+struct AnySpans;
+
+impl wasmacro_host::SpanOracle for AnySpans {
+    fn query(
+        &mut self,
+        query: wasmacro_protocol::SpanQuery,
+    ) -> Result<wasmacro_protocol::SpanAnswer, wasmacro_host::SpanOracleError> {
+        use wasmacro_protocol::{SpanAnswer, SpanQuery};
+        Ok(match query {
+            SpanQuery::Start(h) | SpanQuery::End(h) | SpanQuery::ResolvedAt(h, _) => {
+                SpanAnswer::Span(h)
+            }
+            SpanQuery::Line(_) | SpanQuery::Column(_) => SpanAnswer::Number(1),
+            SpanQuery::SourceText(_) | SpanQuery::LocalFile(_) => SpanAnswer::MaybeText(None),
+            SpanQuery::File(_) => SpanAnswer::Text("corpus.rs".into()),
+            SpanQuery::Debug(h) => SpanAnswer::Text(format!("#{h} bytes(0..0)")),
+        })
     }
 }

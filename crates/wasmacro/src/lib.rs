@@ -19,7 +19,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use wasmacro_build::{BuildOptions, PackageSource};
-use wasmacro_host::{CacheDir, Limits, Runtime, RuntimeConfig};
+use wasmacro_host::{Backend, CacheDir, Limits, Runtime, RuntimeConfig};
 
 #[derive(Parser)]
 #[command(
@@ -199,6 +199,7 @@ fn report(result: Result<ExitCode>) -> ExitCode {
 fn runtime() -> Result<Runtime> {
     let config = RuntimeConfig {
         limits: limits_from_env()?,
+        backend: Backend::from_env()?,
         ..RuntimeConfig::default()
     };
     Runtime::new(CacheDir::from_env(), config).context("starting the wasm runtime")
@@ -393,6 +394,7 @@ fn run_expand(
 fn serve() -> Result<()> {
     let mut config = RuntimeConfig {
         limits: limits_from_env()?,
+        backend: Backend::from_env()?,
         ..RuntimeConfig::default()
     };
     // Set by whoever runs rustc; shims pass their environment on.

@@ -126,3 +126,41 @@ fn default_limits_fit_serde_on_a_500_field_struct() {
     );
     assert!(tenth.status.success(), "{}", tenth.stderr);
 }
+
+/// The second backend: the same programs and the same errors with the guest
+/// run by wasmtime's Pulley interpreter instead of Cranelift's native code.
+#[test]
+fn serde_on_the_pulley_interpreter_matches_native() {
+    const PULLEY: &[(&str, &str)] = &[("WASMACRO_BACKEND", "pulley")];
+    let native = compile(Mode::Native, "serde_roundtrip", SERDE);
+    let pulley = support::compile_with_env(Mode::Wasm, "serde_roundtrip", SERDE, PULLEY);
+    assert!(pulley.status.success(), "{}", pulley.stderr);
+    assert_same("compiler stderr", &native.stderr, &pulley.stderr);
+    assert_same(
+        "program output",
+        &String::from_utf8_lossy(&native.run().stdout),
+        &String::from_utf8_lossy(&pulley.run().stdout),
+    );
+
+    let native = compile(Mode::Native, "serde_errors", SERDE);
+    let pulley = support::compile_with_env(Mode::Wasm, "serde_errors", SERDE, PULLEY);
+    assert!(!pulley.status.success());
+    assert_same("compiler stderr", &native.stderr, &pulley.stderr);
+}
+
+#[test]
+fn an_unknown_backend_is_a_clear_error() {
+    let wasm = support::compile_with_env(
+        Mode::Wasm,
+        "serde_roundtrip",
+        SERDE,
+        &[("WASMACRO_BACKEND", "llvm")],
+    );
+    assert!(!wasm.status.success());
+    assert!(
+        wasm.stderr
+            .contains("WASMACRO_BACKEND must be `cranelift` or `pulley`, not `llvm`"),
+        "{}",
+        wasm.stderr
+    );
+}
