@@ -408,14 +408,16 @@ pub fn build_component_with_progress(
         package: package.name.clone(),
         reason,
     };
-    let imports = runtime
-        .imports(&bytes, &package.name)
+    // Into the cache first, so that loading compiles the component once and
+    // keeps the precompiled code for every rustc that runs it. Loading
+    // through the runtime's linker is the import check: it defines exactly
+    // what the deterministic host provides, nothing more.
+    let hash = runtime
+        .cache()
+        .insert(&bytes)
         .map_err(|e| invalid(e.to_string()))?;
-    // Loading through the runtime's linker is the import check: it defines
-    // exactly what the deterministic host provides, nothing more.
-    let loaded = runtime
-        .load_bytes(&bytes, &package.name)
-        .map_err(|e| invalid(e.to_string()))?;
+    let loaded = runtime.load(&hash).map_err(|e| invalid(e.to_string()))?;
+    let imports = loaded.imports();
     let macros = loaded.declarations().to_vec();
     let recorded = recorded_declarations(&work.join(DECLS_DIR))?;
     let mut declared = macros.clone();
@@ -425,10 +427,6 @@ pub fn build_component_with_progress(
             "it declares {declared:?}, but compiling the crate declared {recorded:?}"
         )));
     }
-    let hash = runtime
-        .cache()
-        .insert(&bytes)
-        .map_err(|e| invalid(e.to_string()))?;
     write_if_changed(&record, hash.as_str().as_bytes())?;
     Ok(BuiltComponent {
         package: package.name,
@@ -497,8 +495,9 @@ fn cached_build(record: &Path, package: &Package, runtime: &Runtime) -> Option<B
     let text = std::fs::read_to_string(record).ok()?;
     let hash = ComponentHash::parse(text.trim())?;
     let bytes = runtime.cache().component_bytes(&hash).ok()?;
-    let imports = runtime.imports(&bytes, &package.name).ok()?;
+    // Precompiled code from the cache: no compilation on this path.
     let loaded = runtime.load(&hash).ok()?;
+    let imports = loaded.imports();
     Some(BuiltComponent {
         package: package.name.clone(),
         version: package.version.clone(),

@@ -297,6 +297,18 @@ impl LoadedComponent {
         &self.declarations
     }
 
+    /// The component's imports, as `namespace:package/interface@version`,
+    /// sorted: read from the loaded code, so asking costs no compilation.
+    pub fn imports(&self) -> Vec<String> {
+        let ty = self.pre.instance_pre().component().component_type();
+        let mut imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        imports.sort();
+        imports
+    }
+
     /// A new instance with its own memory.
     pub fn instantiate(&self) -> Result<MacroInstance, ExpandError> {
         let (wasi, output) = deterministic_ctx();

@@ -22,7 +22,9 @@
 //!    through `MacroInstance::expand` (lowering, guest, lifting) on Cranelift
 //!    and on Pulley, and as framed messages through the server loop. Section
 //!    1 minus this is what the shim, the pipe and the second process cost.
-//!    `--server-only [--component PATH]` runs just this section.
+//!
+//! `--only expansion|builds|fixed|server` runs one section (`server` takes
+//! `--component PATH` to measure another build of serde_derive 1.0.229).
 //!
 //! Runs are interleaved across variants so that drift of the machine hits
 //! all of them alike.
@@ -80,14 +82,27 @@ fn main() {
     .unwrap();
 
     let component_229 = component_229.unwrap_or_else(|e| panic!("serde_derive 1.0.229: {e}"));
-    if args.iter().any(|a| a == "--server-only") {
-        let component = args
-            .iter()
-            .position(|a| a == "--component")
-            .and_then(|i| args.get(i + 1))
-            .map_or(component_229, PathBuf::from);
-        server_side(&cache, &component, runs);
-        return;
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
+    match only {
+        None | Some("expansion") => {}
+        Some("builds") => {
+            let cold = args.iter().any(|a| a == "--cold");
+            return whole_builds(&projects, &work, &cache, runs.min(3), cold);
+        }
+        Some("fixed") => return fixed_costs(&cache, &component_229),
+        Some("server") => {
+            let component = args
+                .iter()
+                .position(|a| a == "--component")
+                .and_then(|i| args.get(i + 1))
+                .map_or(component_229, PathBuf::from);
+            return server_side(&cache, &component, runs);
+        }
+        Some(other) => panic!("--only takes expansion, builds, fixed or server, not {other}"),
     }
     let mut variants = vec![
         Variant::new(
@@ -237,6 +252,9 @@ fn main() {
         );
     }
 
+    if only.is_some() {
+        return;
+    }
     whole_builds(
         &projects,
         &work,
