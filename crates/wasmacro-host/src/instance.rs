@@ -347,6 +347,7 @@ impl LoadedComponent {
             output,
             output_read: 0,
             poisoned: false,
+            fuel_used: 0,
         })
     }
 }
@@ -359,9 +360,17 @@ pub struct MacroInstance {
     output: MemoryOutputPipe,
     output_read: usize,
     poisoned: bool,
+    fuel_used: u64,
 }
 
 impl MacroInstance {
+    /// The fuel the latest expansion used: the wasm instructions it ran, the
+    /// same on every machine and backend (a measure the benchmark can trust
+    /// on a noisy machine).
+    pub fn fuel_used(&self) -> u64 {
+        self.fuel_used
+    }
+
     /// Whether a trap left the instance unusable (wasmtime refuses to enter
     /// it again); the caller makes a new one.
     pub fn is_poisoned(&self) -> bool {
@@ -418,6 +427,10 @@ impl MacroInstance {
                 .call_expand(&mut self.store, &wit_request),
             Err(e) => Err(e),
         };
+        self.fuel_used = self
+            .limits
+            .fuel
+            .saturating_sub(self.store.get_fuel().unwrap_or(0));
         let state = self.store.data_mut();
         let oracle = state.oracle.take().expect("the oracle is only taken here");
         let result = match result {

@@ -24,7 +24,8 @@
 //!    1 minus this is what the shim, the pipe and the second process cost.
 //!
 //! `--only expansion|builds|fixed|server` runs one section (`server` takes
-//! `--component PATH` to measure another build of serde_derive 1.0.229).
+//! `--component PATH` to measure another build of serde_derive 1.0.229, and
+//! `--backend cranelift|pulley`).
 //!
 //! Runs are interleaved across variants so that drift of the machine hits
 //! all of them alike.
@@ -100,7 +101,12 @@ fn main() {
                 .position(|a| a == "--component")
                 .and_then(|i| args.get(i + 1))
                 .map_or(component_229, PathBuf::from);
-            return server_side(&cache, &component, runs);
+            let backend = args
+                .iter()
+                .position(|a| a == "--backend")
+                .and_then(|i| args.get(i + 1))
+                .map(|b| b.parse().expect("--backend takes cranelift or pulley"));
+            return server_side(&cache, &component, runs, backend);
         }
         Some(other) => panic!("--only takes expansion, builds, fixed or server, not {other}"),
     }
@@ -263,7 +269,7 @@ fn main() {
         args.iter().any(|a| a == "--cold"),
     );
     fixed_costs(&cache, &component_229);
-    server_side(&cache, &component_229, runs);
+    server_side(&cache, &component_229, runs, None);
 }
 
 /// Section 2: whole `cargo build`s of the corpus as a crate.
@@ -747,7 +753,7 @@ impl wasmacro_host::SpanOracle for NoSpans {
 /// without rustc: lowering the tokens into the guest, running serde_derive,
 /// lifting its output, on each backend. What section 1 adds to this is the
 /// shim's side and the pipe.
-fn server_side(cache: &Path, component: &Path, runs: usize) {
+fn server_side(cache: &Path, component: &Path, runs: usize, only: Option<wasmacro_host::Backend>) {
     use wasmacro_host::{Backend, CacheDir, Runtime, RuntimeConfig};
 
     let requests = corpus_requests();
@@ -761,6 +767,9 @@ fn server_side(cache: &Path, component: &Path, runs: usize) {
     let mut cranelift = None;
     // Pulley is an order of magnitude slower: fewer runs.
     for (backend, runs) in [(Backend::Cranelift, runs), (Backend::Pulley, runs.min(3))] {
+        if only.is_some_and(|only| only != backend) {
+            continue;
+        }
         let config = RuntimeConfig {
             backend,
             ..RuntimeConfig::default()
@@ -770,13 +779,16 @@ fn server_side(cache: &Path, component: &Path, runs: usize) {
         let loaded = runtime.load(&hash).unwrap();
         let mut instance = loaded.instantiate().unwrap();
         let mut samples = Vec::new();
+        let mut fuel = 0;
         // One unmeasured pass: the guest's allocator and lazy statics warm
         // up the way they do over a compilation.
         for pass in 0..=runs {
             let started = Instant::now();
+            fuel = 0;
             for request in &requests {
                 let (result, _, _) = instance.expand(request, Box::new(AnySpans));
                 result.unwrap_or_else(|e| panic!("{e}"));
+                fuel += instance.fuel_used();
             }
             if pass > 0 {
                 samples.push(started.elapsed());
@@ -804,6 +816,11 @@ fn server_side(cache: &Path, component: &Path, runs: usize) {
             ratio
         );
         if backend == Backend::Cranelift {
+            println!(
+                "{:<40} {:>10}",
+                "wasm instructions (fuel) per expansion",
+                fuel / requests.len() as u64
+            );
             // The same expansions as framed messages through the server's
             // loop, in memory: adds decoding, validating and encoding.
             let mut stream = Vec::new();
