@@ -815,12 +815,14 @@ fn server_side(cache: &Path, component: &Path, runs: usize, only: Option<wasmacr
             ),
             ratio
         );
+        // The same count on both backends: fuel is what makes limits
+        // deterministic.
+        println!(
+            "{:<40} {:>10}",
+            "  wasm instructions (fuel) per expansion",
+            fuel / requests.len() as u64
+        );
         if backend == Backend::Cranelift {
-            println!(
-                "{:<40} {:>10}",
-                "wasm instructions (fuel) per expansion",
-                fuel / requests.len() as u64
-            );
             // The same expansions as framed messages through the server's
             // loop, in memory: adds decoding, validating and encoding.
             let mut stream = Vec::new();
