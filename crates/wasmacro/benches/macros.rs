@@ -896,8 +896,8 @@ fn corpus_requests() -> Vec<wasmacro_protocol::ExpandRequest> {
                 .into_iter()
                 .any(|t| matches!(&t, TokenTree::Ident(i) if i == "struct" || i == "enum"));
             if is_type {
-                let mut tokens = Vec::new();
-                flatten(stream, &mut tokens);
+                // Every span is the call site, handle 0.
+                let tokens = wasmacro::protocol_tokens(stream, &mut |_| 0);
                 for name in ["Serialize", "Deserialize"] {
                     requests.push(wasmacro_protocol::ExpandRequest {
                         macro_name: name.into(),
@@ -916,57 +916,6 @@ fn corpus_requests() -> Vec<wasmacro_protocol::ExpandRequest> {
         "the corpus splits into its items"
     );
     requests
-}
-
-/// proc-macro2 tokens as protocol tokens, every span the call site.
-fn flatten(stream: proc_macro2::TokenStream, tokens: &mut Vec<wasmacro_protocol::Token>) {
-    use proc_macro2::TokenTree;
-    use wasmacro_protocol::{Delimiter, Token};
-    for tree in stream {
-        match tree {
-            TokenTree::Group(group) => {
-                let index = tokens.len();
-                tokens.push(Token::Group {
-                    delimiter: match group.delimiter() {
-                        proc_macro2::Delimiter::Parenthesis => Delimiter::Parenthesis,
-                        proc_macro2::Delimiter::Brace => Delimiter::Brace,
-                        proc_macro2::Delimiter::Bracket => Delimiter::Bracket,
-                        proc_macro2::Delimiter::None => Delimiter::None,
-                    },
-                    span: 0,
-                    open: 0,
-                    close: 0,
-                    len: 0,
-                });
-                flatten(group.stream(), tokens);
-                let inner = (tokens.len() - index - 1) as u32;
-                if let Some(Token::Group { len, .. }) = tokens.get_mut(index) {
-                    *len = inner;
-                }
-            }
-            TokenTree::Ident(ident) => {
-                let text = ident.to_string();
-                let (name, is_raw) = match text.strip_prefix("r#") {
-                    Some(name) => (name.to_string(), true),
-                    None => (text, false),
-                };
-                tokens.push(Token::Ident {
-                    name,
-                    is_raw,
-                    span: 0,
-                });
-            }
-            TokenTree::Punct(punct) => tokens.push(Token::Punct {
-                ch: punct.as_char(),
-                joint: punct.spacing() == proc_macro2::Spacing::Joint,
-                span: 0,
-            }),
-            TokenTree::Literal(literal) => tokens.push(Token::Literal {
-                text: literal.to_string(),
-                span: 0,
-            }),
-        }
-    }
 }
 
 /// Answers span queries the way a shim would for spans with no source.

@@ -10,7 +10,9 @@ use proc_macro2::{Delimiter as Pm2Delimiter, Spacing as Pm2Spacing, TokenTree as
 use std::path::Path;
 use std::str::FromStr;
 use wasmacro_host::{Runtime, SpanOracle, SpanOracleError};
-use wasmacro_protocol::{Delimiter, ExpandRequest, MacroKind, SpanAnswer, SpanQuery, Token};
+use wasmacro_protocol::{
+    Delimiter, ExpandRequest, MacroKind, SpanAnswer, SpanHandle, SpanQuery, Token,
+};
 
 /// Where a span is in the input: plain data, so the oracle can live in the
 /// sandbox's store.
@@ -94,7 +96,24 @@ impl SpanOracle for InputSpans {
     }
 }
 
-fn flatten(stream: proc_macro2::TokenStream, spans: &mut InputSpans, tokens: &mut Vec<Token>) {
+/// proc-macro2 tokens as protocol tokens (pre-order, groups with their
+/// subtree length), each span replaced by the handle `span_of` gives it: what
+/// a shim sends for tokens it got from rustc. `wasmacro expand` and the
+/// benchmark build their requests with it.
+pub fn protocol_tokens(
+    stream: proc_macro2::TokenStream,
+    span_of: &mut dyn FnMut(proc_macro2::Span) -> SpanHandle,
+) -> Vec<Token> {
+    let mut tokens = Vec::new();
+    flatten(stream, span_of, &mut tokens);
+    tokens
+}
+
+fn flatten(
+    stream: proc_macro2::TokenStream,
+    span_of: &mut dyn FnMut(proc_macro2::Span) -> SpanHandle,
+    tokens: &mut Vec<Token>,
+) {
     for tree in stream {
         match tree {
             Pm2Tree::Group(group) => {
@@ -106,12 +125,12 @@ fn flatten(stream: proc_macro2::TokenStream, spans: &mut InputSpans, tokens: &mu
                         Pm2Delimiter::Bracket => Delimiter::Bracket,
                         Pm2Delimiter::None => Delimiter::None,
                     },
-                    span: spans.insert(group.span()),
-                    open: spans.insert(group.span_open()),
-                    close: spans.insert(group.span_close()),
+                    span: span_of(group.span()),
+                    open: span_of(group.span_open()),
+                    close: span_of(group.span_close()),
                     len: 0,
                 });
-                flatten(group.stream(), spans, tokens);
+                flatten(group.stream(), span_of, tokens);
                 let inner = (tokens.len() - index - 1) as u32;
                 if let Some(Token::Group { len, .. }) = tokens.get_mut(index) {
                     *len = inner;
@@ -126,17 +145,17 @@ fn flatten(stream: proc_macro2::TokenStream, spans: &mut InputSpans, tokens: &mu
                 tokens.push(Token::Ident {
                     name,
                     is_raw,
-                    span: spans.insert(ident.span()),
+                    span: span_of(ident.span()),
                 });
             }
             Pm2Tree::Punct(punct) => tokens.push(Token::Punct {
                 ch: punct.as_char(),
                 joint: punct.spacing() == Pm2Spacing::Joint,
-                span: spans.insert(punct.span()),
+                span: span_of(punct.span()),
             }),
             Pm2Tree::Literal(literal) => tokens.push(Token::Literal {
                 text: literal.to_string(),
-                span: spans.insert(literal.span()),
+                span: span_of(literal.span()),
             }),
         }
     }
@@ -145,9 +164,7 @@ fn flatten(stream: proc_macro2::TokenStream, spans: &mut InputSpans, tokens: &mu
 fn lex(text: &str, spans: &mut InputSpans, what: &str) -> Result<Vec<Token>> {
     let stream = proc_macro2::TokenStream::from_str(text)
         .map_err(|e| anyhow::anyhow!("{what} does not lex as Rust tokens: {e}"))?;
-    let mut tokens = Vec::new();
-    flatten(stream, spans, &mut tokens);
-    Ok(tokens)
+    Ok(protocol_tokens(stream, &mut |span| spans.insert(span)))
 }
 
 /// Prints protocol tokens the way rustc would print the macro's output.

@@ -13,6 +13,8 @@ pub mod policy;
 mod rustc_wrapper;
 mod status;
 
+pub use expand::protocol_tokens;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
