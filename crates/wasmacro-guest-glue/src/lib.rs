@@ -15,16 +15,13 @@ use proc_macro::TokenStream;
 use proc_macro::__private::{self as bridge, ExpansionScope, FlatToken};
 use std::rc::Rc;
 
+/// The WIT bindings, generated ahead of time by `scripts/generate-bindings.sh`
+/// (the same code `wit_bindgen::generate!` would produce): the macro's own
+/// dependencies would otherwise be built inside every component build, where
+/// a project's `[patch]` can reach them.
 #[doc(hidden)]
-pub mod bindings {
-    wit_bindgen::generate!({
-        path: "wit",
-        world: "proc-macro-component",
-        pub_export_macro: true,
-        export_macro_name: "export_component",
-        default_bindings_module: "wasmacro_guest_glue::bindings",
-    });
-}
+#[path = "bindings.rs"]
+pub mod bindings;
 
 use bindings::wasmacro::proc_macro::host as wit_host;
 use bindings::wasmacro::proc_macro::types as wit;

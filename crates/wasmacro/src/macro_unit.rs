@@ -202,6 +202,9 @@ fn component_for(
     options.features = unit.features.clone();
     options.no_default_features = true;
     options.rustc = rustc.clone();
+    // The project's `[patch]`, `[replace]` and path dependencies decide what
+    // the macro builds with.
+    options.workspace = Some(workspace.join("Cargo.toml"));
     let lock = workspace.join("Cargo.lock");
     if let Ok(text) = std::fs::read_to_string(&lock) {
         match wasmacro_build::lockfile::dependency_closure(&text, &unit.package, &unit.version) {
@@ -243,16 +246,41 @@ fn component_for(
     })
 }
 
-/// The first line that says what went wrong: rustc's first error, not cargo's
-/// summary of it.
+/// What went wrong, for the fallback warning: rustc's first error in full
+/// (cargo's summary of it says nothing a user can act on) and where the
+/// component build's whole log is.
 fn one_line_reason(error: &wasmacro_build::BuildError) -> String {
-    let text = error.to_string();
-    let first_error = text.lines().map(str::trim).find(|l| {
+    let wasmacro_build::BuildError::Cargo { stderr, log, .. } = error else {
+        let text = error.to_string();
+        return format!(
+            "its wasm build failed: {}",
+            text.lines().next().unwrap_or("")
+        );
+    };
+    let is_error = |l: &str| {
         (l.starts_with("error") || l.contains(": error"))
             && !l.starts_with("error: could not compile")
-    });
-    let line = first_error.or_else(|| text.lines().next()).unwrap_or("");
-    format!("its wasm build failed: {line}")
+    };
+    let lines: Vec<&str> = stderr.lines().collect();
+    let cause = match lines.iter().position(|l| is_error(l)) {
+        // The error and what cargo printed under it (its context lines).
+        Some(start) => lines[start..]
+            .iter()
+            .take_while(|l| *l == &lines[start] || l.starts_with(' ') || l.starts_with('|'))
+            .map(|l| l.trim())
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => lines
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map_or("", |l| l.trim())
+            .to_string(),
+    };
+    format!(
+        "its wasm build failed: {cause} (the whole log: {})",
+        log.display()
+    )
 }
 
 /// The rustc that cargo's command runs: under clippy the command is

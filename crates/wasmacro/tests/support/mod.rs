@@ -299,33 +299,55 @@ pub enum Cargo {
 /// written only when they differ, so cargo's fingerprints in the copy's
 /// `target/` survive from one test run to the next.
 pub fn project_copy(fixture: &str) -> PathBuf {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name();
-            if name == "target" {
-                continue;
+    let to = scratch().join("projects").join(fixture);
+    sync_tree(&fixtures().join(fixture), &to);
+    to
+}
+
+/// A copy of a fixture at `to`, for tests that need the same project at
+/// several paths.
+pub fn project_copy_at(fixture: &str, to: &Path) -> PathBuf {
+    sync_tree(&fixtures().join(fixture), to);
+    to.to_path_buf()
+}
+
+/// Makes `to` hold what `from` holds (but `target`), writing only what
+/// differs; symlinks stay symlinks (fixtures use them as real projects do).
+fn sync_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" {
+            continue;
+        }
+        let (from, to) = (entry.path(), to.join(&name));
+        let file_type = entry.file_type().unwrap();
+        if file_type.is_symlink() {
+            let link = std::fs::read_link(&from).unwrap();
+            if std::fs::read_link(&to).ok() != Some(link.clone()) {
+                let _ = std::fs::remove_file(&to);
+                std::os::unix::fs::symlink(&link, &to).unwrap();
             }
-            let (from, to) = (entry.path(), to.join(&name));
-            if entry.file_type().unwrap().is_dir() {
-                copy(&from, &to);
-            } else {
-                let bytes = std::fs::read(&from).unwrap();
-                if std::fs::read(&to).ok().as_deref() != Some(&bytes[..]) {
-                    std::fs::write(&to, bytes).unwrap();
-                }
+        } else if file_type.is_dir() {
+            sync_tree(&from, &to);
+        } else {
+            let bytes = std::fs::read(&from).unwrap();
+            if std::fs::read(&to).ok().as_deref() != Some(&bytes[..]) {
+                std::fs::write(&to, bytes).unwrap();
             }
         }
     }
-    let to = scratch().join("projects").join(fixture);
-    copy(&fixtures().join(fixture), &to);
-    to
 }
 
 /// Runs `cargo ARGS` (or `cargo wasmacro ARGS`) in `dir`, isolated from the
 /// environment of the cargo running the tests.
 pub fn cargo_in(dir: &Path, mode: Cargo, args: &[&str]) -> Output {
+    cargo_in_with(dir, mode, args, &[])
+}
+
+/// [`cargo_in`] with more environment variables (a cache of its own, …).
+pub fn cargo_in_with(dir: &Path, mode: Cargo, args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut command = match mode {
         Cargo::Plain => Command::new(env!("CARGO")),
         Cargo::Wasmacro => {
@@ -344,6 +366,9 @@ pub fn cargo_in(dir: &Path, mode: Cargo, args: &[&str]) -> Output {
         .env_remove("RUSTC_WRAPPER")
         .env_remove("WASMACRO_POLICY")
         .env_remove("WASMACRO_WORKSPACE");
+    for (name, value) in env {
+        command.env(name, value);
+    }
     command.output().expect("cargo runs")
 }
 
@@ -412,4 +437,25 @@ pub fn summary(stderr: &str) -> Vec<(String, String, String)> {
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What `cargo wasmacro` last recorded for a proc-macro crate (the JSON
+/// record beside its artifact in `target/debug/deps`; cargo builds a crate
+/// once per dependency graph, so there may be several): `None` if it was never
+/// built under wasmacro.
+pub fn unit_record(project: &Path, crate_name: &str) -> Option<serde_json::Value> {
+    let deps = project.join("target/debug/deps");
+    let prefix = format!("{crate_name}-");
+    let newest = std::fs::read_dir(&deps)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "wasmacro")
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())?;
+    let text = std::fs::read_to_string(newest).ok()?;
+    Some(serde_json::from_str(&text).expect("a unit record is JSON"))
 }

@@ -1,0 +1,208 @@
+//! Running cargo for the component build: `cargo metadata` to see packages
+//! the way cargo does, and `cargo build` for `wasm32-wasip2`. Neither may
+//! inherit the settings of a cargo build the component build runs inside.
+
+use crate::{BuildError, BuildEvent, BuildOptions, WASM_TARGET, io_error};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use wasmacro_host::maintenance::mark_used;
+
+/// The component build's complete cargo output, in its work directory: the
+/// fallback warning names it.
+pub(crate) const BUILD_LOG: &str = "build.log";
+
+/// `CARGO_*` variables nested cargo runs keep: where cargo lives, how it
+/// reaches registries, and the jobserver that bounds parallelism.
+const INHERITED_CARGO_ENV: &[&str] = &[
+    "CARGO_HOME",
+    "CARGO_MAKEFLAGS",
+    "CARGO_NET_",
+    "CARGO_HTTP_",
+    "CARGO_REGISTRIES_",
+    "CARGO_REGISTRY_",
+];
+
+/// When run from a build script or rustc wrapper, the environment carries
+/// cargo's settings for *that* build (profile overrides, the package being
+/// compiled, flags, wrappers…): none of them may reach a nested cargo.
+fn scrub_cargo_env(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_") && !INHERITED_CARGO_ENV.iter().any(|p| name.starts_with(p)) {
+            command.env_remove(&*name);
+        }
+    }
+    command
+        .env_remove("RUSTFLAGS")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .stdin(std::process::Stdio::null());
+}
+
+/// `cargo metadata` (with dependencies, for the host and for wasm) of the
+/// workspace `manifest` belongs to.
+pub(crate) fn metadata(
+    options: &BuildOptions,
+    manifest: &Path,
+    what: &str,
+) -> Result<cargo_metadata::Metadata, BuildError> {
+    let mut platforms = vec!["--filter-platform".to_string(), WASM_TARGET.to_string()];
+    if let Some(host) = host_triple(&options.rustc) {
+        platforms.extend(["--filter-platform".to_string(), host]);
+    }
+    let mut command = cargo_metadata::MetadataCommand::new()
+        .cargo_path(&options.cargo)
+        .manifest_path(manifest)
+        .other_options(platforms)
+        .env("RUSTC", &options.rustc)
+        .cargo_command();
+    scrub_cargo_env(&mut command);
+    let output = command.output().map_err(io_error(format!(
+        "running {} metadata",
+        options.cargo.display()
+    )))?;
+    let locate = |reason: String| BuildError::Locate {
+        what: what.to_string(),
+        reason,
+    };
+    if !output.status.success() {
+        return Err(locate(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ));
+    }
+    let stdout = String::from_utf8(output.stdout)
+        .map_err(|_| locate("cargo metadata printed invalid UTF-8".into()))?;
+    let json = stdout
+        .lines()
+        .find(|line| line.starts_with('{'))
+        .ok_or_else(|| locate("cargo metadata printed no JSON".into()))?;
+    cargo_metadata::MetadataCommand::parse(json)
+        .map_err(|e| locate(format!("cargo metadata printed invalid JSON: {e}")))
+}
+
+/// The root directory of the workspace `manifest` belongs to.
+pub(crate) fn workspace_root(options: &BuildOptions, manifest: &Path) -> Option<PathBuf> {
+    let mut command = Command::new(&options.cargo);
+    command
+        .args([
+            "locate-project",
+            "--workspace",
+            "--message-format",
+            "plain",
+            "--manifest-path",
+        ])
+        .arg(manifest);
+    scrub_cargo_env(&mut command);
+    let output = command.output().ok().filter(|o| o.status.success())?;
+    let path = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
+    path.parent().map(Path::to_path_buf)
+}
+
+/// The host's target triple, from `rustc -vV`.
+fn host_triple(rustc: &Path) -> Option<String> {
+    let output = Command::new(rustc).arg("-vV").output().ok()?;
+    String::from_utf8(output.stdout)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_string)
+}
+
+/// Builds the wrapper crate in `work` for wasm, with the guest `proc_macro`
+/// given to every crate, and returns the component's path. cargo's output
+/// goes to [`BUILD_LOG`]; each crate it starts is reported to `progress`.
+pub(crate) fn build(
+    options: &BuildOptions,
+    work: &Path,
+    package: (&str, &str),
+    guest_rlib: &Path,
+    decls_dir: &Path,
+    progress: &dyn Fn(BuildEvent),
+) -> Result<PathBuf, BuildError> {
+    let (name, version) = package;
+    let target_dir = options.cache.root().join("target");
+    for dir in ["release", WASM_TARGET] {
+        mark_used(&target_dir.join(dir));
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let mut flags = vec![
+        "--extern".to_string(),
+        format!("proc_macro={}", guest_rlib.display()),
+        // Crates that depend on proc_macro2 find *its* `proc_macro` by
+        // searching, not by `--extern`: without this they would find the
+        // sysroot's wasm `libproc_macro` and fail with E0460.
+        "-L".to_string(),
+        format!(
+            "dependency={}",
+            guest_rlib.parent().unwrap_or(Path::new(".")).display()
+        ),
+        "--cap-lints=warn".to_string(),
+        format!(
+            "--remap-path-prefix={}=/wasmacro",
+            options.cache.root().display()
+        ),
+        // rustc applies the last matching prefix: these name the work
+        // directories by what they are, not by their content-keyed names.
+        format!("--remap-path-prefix={}=/wasmacro/component", work.display()),
+        format!(
+            "--remap-path-prefix={}=/wasmacro/{name}-{version}",
+            work.join(crate::workdir::PACKAGE_DIR).display(),
+        ),
+    ];
+    if let Some(home) = cargo_home {
+        flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
+    }
+    let log_path = work.join(BUILD_LOG);
+    let mut command = Command::new(&options.cargo);
+    command
+        .current_dir(work)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            WASM_TARGET,
+            "--message-format=short",
+            "--color=never",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    scrub_cargo_env(&mut command);
+    command
+        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
+        .env("WASMACRO_DECLS_DIR", decls_dir)
+        .env("RUSTC", &options.rustc)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command
+        .spawn()
+        .map_err(io_error(format!("running {}", options.cargo.display())))?;
+    let mut log = String::new();
+    if let Some(pipe) = child.stderr.take() {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(pipe).lines() {
+            let line = line.map_err(io_error("reading cargo's output"))?;
+            if let Some(unit) = line.trim_start().strip_prefix("Compiling ") {
+                progress(BuildEvent::Compiling(
+                    unit.split(" (").next().unwrap_or(unit).to_string(),
+                ));
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(io_error(format!("running {}", options.cargo.display())))?;
+    std::fs::write(&log_path, &log).map_err(io_error(format!("writing {}", log_path.display())))?;
+    if !status.success() {
+        return Err(BuildError::Cargo {
+            package: name.to_string(),
+            stderr: log,
+            log: log_path,
+        });
+    }
+    let artifact = format!("wasmacro_component_{}.wasm", name.replace('-', "_"));
+    Ok(target_dir.join(WASM_TARGET).join("release").join(artifact))
+}

@@ -1,0 +1,280 @@
+//! The work directory of one component build, planned in memory before
+//! anything is written: the proc-macro package's copy (normalised manifest,
+//! rewritten crate root), a copy of each local package it builds with, the
+//! export glue, the register macros and the generated wrapper. Its key is
+//! its content, so the same package, options and dependency versions build
+//! in the same place — and to the same bytes — wherever they were found.
+//!
+//! Layout, all inside the wrapper's workspace root (cargo hashes a path
+//! package's path into symbol names relative to the workspace root only when
+//! it lies inside it; outside, the absolute path would reach the bytes):
+//!
+//! ```text
+//! Cargo.toml, lib.rs    the wrapper
+//! pkg/                  the proc-macro package
+//! local/NAME-VERSION/   each local package
+//! glue/ register/       embedded sources
+//! patched/              dependencies patched for wasm (syn 1)
+//! decls/                declarations recorded by the register macros
+//! ```
+
+use crate::files::{Files, package_files, write_if_changed};
+use crate::key::Key;
+use crate::locate::{Located, is_local};
+use crate::manifest::{self, DependencyPath, Patch, Role};
+use crate::{BuildError, BuildOptions, embedded, rewrite, syn1};
+use cargo_metadata::{Package, PackageId};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The proc-macro package's directory in the work directory.
+pub(crate) const PACKAGE_DIR: &str = "pkg";
+/// Where local packages are copied.
+const LOCAL_DIR: &str = "local";
+
+/// Changes whenever this crate builds different bytes from the same inputs
+/// (2: the edition section, the syn 1 patch; 3: LTO; 4: normalised
+/// manifests, local packages), so earlier builds recorded in the cache are
+/// not reused.
+const BUILD_FORMAT: &str = "wasmacro-build 4";
+
+/// Everything a component build compiles, but the lockfile it starts from
+/// and the syn 1 patch (both follow from the options and these files).
+pub(crate) struct Plan {
+    /// The proc-macro package's name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The edition its library is compiled with.
+    pub edition: String,
+    /// Every file, by path in the work directory.
+    files: Files,
+    /// The workspace's `[patch]`/`[replace]` entries the build needs.
+    patches: Vec<Patch>,
+    /// The features the macro is built with, sorted.
+    features: Vec<String>,
+    default_features: bool,
+}
+
+/// Plans the work directory for `located`.
+pub(crate) fn plan(located: &Located, options: &BuildOptions) -> Result<Plan, BuildError> {
+    let package = located.get(&located.package);
+    let mut dirs: BTreeMap<&PackageId, String> = BTreeMap::new();
+    dirs.insert(&package.id, PACKAGE_DIR.to_string());
+    for id in &located.local {
+        let local = located.get(id);
+        let dir = format!("{LOCAL_DIR}/{}-{}", local.name, local.version);
+        if dirs.values().any(|d| *d == dir) {
+            return Err(BuildError::Locate {
+                what: package.name.to_string(),
+                reason: format!(
+                    "two local packages named {} v{} (one is {})",
+                    local.name, local.version, local.manifest_path
+                ),
+            });
+        }
+        dirs.insert(id, dir);
+    }
+
+    let mut files = Files::new();
+    let mut patches = Vec::new();
+    for (id, dir) in &dirs {
+        let copied = located.get(id);
+        let role = if *id == &package.id {
+            Role::Macro
+        } else {
+            Role::Dependency
+        };
+        let depth = dir.split('/').count();
+        let path_of = |dependency: &cargo_metadata::Dependency| {
+            let declared_local = dependency.path.is_some()
+                || dependency
+                    .source
+                    .as_ref()
+                    .is_some_and(|s| s.repr.starts_with("git+"));
+            match located.resolved(id, dependency) {
+                Some(target) if declared_local => match dirs.get(&target.id) {
+                    Some(target_dir) => {
+                        DependencyPath::Copy(format!("{}{target_dir}", "../".repeat(depth)))
+                    }
+                    None => DependencyPath::Omitted,
+                },
+                None if declared_local => DependencyPath::Omitted,
+                _ => DependencyPath::Registry,
+            }
+        };
+        let mut package_files = package_files(root_of(copied))?;
+        let manifest = manifest::normalized(copied, role, depth, path_of)?;
+        package_files.insert("Cargo.toml".into(), manifest.into_bytes());
+        if role == Role::Macro {
+            rewrite_root(copied, &mut package_files)?;
+        }
+        files.extend(
+            package_files
+                .into_iter()
+                .map(|(path, bytes)| (format!("{dir}/{path}"), bytes)),
+        );
+        patches.extend(registry_patches(located, id, &dirs));
+    }
+    patches.sort_by(|a, b| (&a.registry, &a.name).cmp(&(&b.registry, &b.name)));
+    patches.dedup();
+    for (relative, text) in embedded::GLUE {
+        files.insert(format!("glue/{relative}"), text.as_bytes().to_vec());
+    }
+    for (relative, text) in embedded::REGISTER {
+        files.insert(format!("register/{relative}"), text.as_bytes().to_vec());
+    }
+    let lib = package
+        .targets
+        .iter()
+        .find(|t| t.is_proc_macro())
+        .ok_or_else(|| BuildError::Locate {
+            what: package.name.to_string(),
+            reason: "it is not a proc-macro crate".into(),
+        })?;
+    let features: std::collections::BTreeSet<&String> = options.features.iter().collect();
+    Ok(Plan {
+        name: package.name.to_string(),
+        version: package.version.to_string(),
+        edition: lib.edition.as_str().to_string(),
+        files,
+        patches,
+        features: features.into_iter().cloned().collect(),
+        default_features: !options.no_default_features,
+    })
+}
+
+/// The `[patch]` entries for dependencies of `dependent` that are declared
+/// from a registry but resolved to a local package: the workspace patches
+/// or replaces them, and registry packages of the build must see that too.
+fn registry_patches(
+    located: &Located,
+    dependent: &PackageId,
+    dirs: &BTreeMap<&PackageId, String>,
+) -> Vec<Patch> {
+    located
+        .get(dependent)
+        .dependencies
+        .iter()
+        .filter(|d| {
+            d.path.is_none()
+                && d.source
+                    .as_ref()
+                    .is_some_and(|s| !s.repr.starts_with("git+"))
+        })
+        .filter_map(|d| {
+            let target = located.resolved(dependent, d).filter(|p| is_local(p))?;
+            Some(Patch {
+                registry: d.registry.clone(),
+                name: target.name.to_string(),
+                path: dirs.get(&target.id)?.clone(),
+            })
+        })
+        .collect()
+}
+
+fn root_of(package: &Package) -> &Path {
+    package
+        .manifest_path
+        .parent()
+        .map(|p| p.as_std_path())
+        .unwrap_or(Path::new("."))
+}
+
+/// The crate-root rewrite, on the macro package's copy.
+fn rewrite_root(package: &Package, files: &mut Files) -> Result<(), BuildError> {
+    let lib = package.targets.iter().find(|t| t.is_proc_macro());
+    let root = lib
+        .and_then(|t| t.src_path.strip_prefix(root_of(package)).ok())
+        .map(|p| p.as_str().replace('\\', "/"))
+        .ok_or_else(|| BuildError::Locate {
+            what: package.name.to_string(),
+            reason: "its crate root is outside the package".into(),
+        })?;
+    let source = files
+        .get(&root)
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .ok_or_else(|| BuildError::Locate {
+            what: package.name.to_string(),
+            reason: format!("cannot read its crate root {root}"),
+        })?;
+    let rewritten = rewrite::rewrite_root(source).map_err(|source| BuildError::Rewrite {
+        package: package.name.to_string(),
+        path: root.clone(),
+        source,
+    })?;
+    files.insert(root, rewritten.into_bytes());
+    Ok(())
+}
+
+impl Plan {
+    /// The key of everything the build compiles from: these files, the
+    /// features, the lockfile slice it starts from and the build format.
+    pub(crate) fn key(&self, options: &BuildOptions) -> Key {
+        let fixed = [
+            BUILD_FORMAT.as_bytes().to_vec(),
+            format!("{:?} {}", self.features, self.default_features).into_bytes(),
+            options.lockfile.clone().unwrap_or_default().into_bytes(),
+            format!("{:?}", self.patches).into_bytes(),
+        ];
+        let files = self
+            .files
+            .iter()
+            .flat_map(|(path, bytes)| [path.as_bytes().to_vec(), bytes.clone()]);
+        Key::of("component build", fixed.into_iter().chain(files))
+    }
+
+    /// Writes the work directory `work` (only files that change, so a
+    /// repeated build is a cargo no-op), seeds its lockfile and adds the
+    /// syn 1 patch where the build needs it.
+    pub(crate) fn write(&self, options: &BuildOptions, work: &Path) -> Result<(), BuildError> {
+        for (relative, contents) in &self.files {
+            write_if_changed(&work.join(relative), contents)?;
+        }
+        self.write_wrapper(work, &self.patches)?;
+        // Seeded once: cargo then adds the glue's dependencies and keeps the
+        // locked versions of everything else.
+        if let Some(lock) = &options.lockfile {
+            let path = work.join("Cargo.lock");
+            if !path.exists() {
+                write_if_changed(&path, lock.as_bytes())?;
+            }
+        }
+        let metadata = crate::cargo::metadata(options, &work.join("Cargo.toml"), &self.name)?;
+        if let Some(patch) = syn1::patch(&metadata, work)? {
+            let mut patches = self.patches.clone();
+            patches.push(patch);
+            patches.sort_by(|a, b| (&a.registry, &a.name).cmp(&(&b.registry, &b.name)));
+            self.write_wrapper(work, &patches)?;
+        }
+        Ok(())
+    }
+
+    fn write_wrapper(&self, work: &Path, patches: &[Patch]) -> Result<(), BuildError> {
+        let manifest = manifest::wrapper(
+            &self.name,
+            &self.features,
+            self.default_features,
+            patches,
+            &[
+                PACKAGE_DIR,
+                LOCAL_DIR,
+                "glue",
+                "register",
+                syn1::PATCHED_DIR,
+            ],
+        );
+        write_if_changed(&work.join("Cargo.toml"), manifest.as_bytes())?;
+        write_if_changed(&work.join("lib.rs"), manifest::WRAPPER_LIB.as_bytes())
+    }
+
+    /// The work directory for `key` in the cache.
+    pub(crate) fn work_dir(&self, options: &BuildOptions, key: &Key) -> PathBuf {
+        options.cache.root().join("build").join(format!(
+            "{}-{}-{}",
+            self.name,
+            self.version,
+            key.short()
+        ))
+    }
+}
