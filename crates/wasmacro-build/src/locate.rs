@@ -106,10 +106,15 @@ pub(crate) fn locate(options: &BuildOptions) -> Result<Located, BuildError> {
         ),
     };
     let context = options.workspace.as_deref().unwrap_or(&manifest);
-    // cargo writes a lockfile where the workspace has none; the package is
-    // not ours to change, so one that was not there goes again.
-    let lockfile = cargo::workspace_root(options, context).map(|root| root.join("Cargo.lock"));
-    let created = lockfile.as_ref().filter(|lock| !lock.exists());
+    // cargo writes a lockfile where the package's own workspace has none;
+    // the package is not ours to change, so one that was not there goes
+    // again. (A project building with `cargo wasmacro` has its lockfile.)
+    let created = match options.workspace {
+        Some(_) => None,
+        None => cargo::workspace_root(options, context)
+            .map(|root| root.join("Cargo.lock"))
+            .filter(|lock| !lock.exists()),
+    };
     let metadata = cargo::metadata(options, context, &what);
     if let Some(lock) = created {
         let _ = std::fs::remove_file(lock);

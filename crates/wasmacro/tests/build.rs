@@ -176,6 +176,8 @@ fn the_component_does_not_depend_on_where_the_cache_lives() {
         components[0] == components[1],
         "the component's bytes depend on the cache location"
     );
+    // The package is only read: cargo would have left a lockfile beside it.
+    assert!(!fixtures().join("api-macros/Cargo.lock").exists());
 }
 
 #[test]
