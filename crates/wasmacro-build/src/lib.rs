@@ -3,13 +3,13 @@
 //! The steps, one module each, in the order [`build_component_with_progress`]
 //! takes them:
 //!
-//! 1. [`locate`](locate/index.html): `cargo metadata` of the workspace the package is used from
+//! 1. `locate`: `cargo metadata` of the workspace the package is used from
 //!    finds it and the local packages it builds with (path dependencies,
 //!    git checkouts, patched dependencies), each manifest normalised by cargo.
 //! 2. `workdir`: the work directory, planned in memory: copies of those
-//!    packages with generated manifests ([`manifest`](manifest/index.html)), the crate root's
+//!    packages with generated manifests (`manifest`), the crate root's
 //!    [`rewrite`], the embedded glue and register macros, the wrapper. Its
-//!    content is its key ([`key`](key/index.html)); a build with the same key is found in the
+//!    content is its key (`key`); a build with the same key is found in the
 //!    cache without running cargo.
 //! 3. `guest`: the guest `proc_macro` rlib, once per rustc and guest source.
 //! 4. `cargo`: cargo builds the wrapper for `wasm32-wasip2` in a shared
@@ -90,6 +90,10 @@ pub struct BuildOptions {
     /// default, the package's own workspace (or, from the registry, a
     /// project depending on just it).
     pub workspace: Option<PathBuf>,
+    /// Where the workspace's `cargo metadata` may be kept and reused: every
+    /// proc-macro crate of one `cargo wasmacro` run sees the same workspace,
+    /// and asking cargo costs ~0.3 s each time.
+    pub metadata_cache: Option<PathBuf>,
 }
 
 impl BuildOptions {
@@ -109,6 +113,7 @@ impl BuildOptions {
             rustc: tool("RUSTC", "rustc"),
             lockfile: None,
             workspace: None,
+            metadata_cache: None,
         }
     }
 }

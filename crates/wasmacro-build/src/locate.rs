@@ -115,11 +115,27 @@ pub(crate) fn locate(options: &BuildOptions) -> Result<Located, BuildError> {
             .map(|root| root.join("Cargo.lock"))
             .filter(|lock| !lock.exists()),
     };
-    let metadata = cargo::metadata(options, context, &what);
-    if let Some(lock) = created {
-        let _ = std::fs::remove_file(lock);
-    }
-    let metadata = metadata?;
+    let kept = options.metadata_cache.as_deref();
+    let metadata = match kept.and_then(|path| std::fs::read_to_string(path).ok()) {
+        // Written by an earlier macro crate of the same cargo run; a file
+        // that does not parse is asked for again.
+        Some(json) => cargo_metadata::MetadataCommand::parse(json).ok(),
+        None => None,
+    };
+    let metadata = match metadata {
+        Some(metadata) => metadata,
+        None => {
+            let metadata = cargo::metadata(options, context, &what);
+            if let Some(lock) = created {
+                let _ = std::fs::remove_file(lock);
+            }
+            let metadata = metadata?;
+            if let (Some(path), Ok(json)) = (kept, serde_json::to_vec(&metadata)) {
+                let _ = wasmacro_host::write_atomically(path, &[&json]);
+            }
+            metadata
+        }
+    };
     let not_found = |reason: &str| BuildError::Locate {
         what: what.clone(),
         reason: reason.to_string(),

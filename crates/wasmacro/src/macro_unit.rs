@@ -205,6 +205,8 @@ fn component_for(
     // The project's `[patch]`, `[replace]` and path dependencies decide what
     // the macro builds with.
     options.workspace = Some(workspace.join("Cargo.toml"));
+    options.metadata_cache =
+        std::env::var_os(SESSION_ENV).map(|dir| Path::new(&dir).join("cargo-metadata.json"));
     let lock = workspace.join("Cargo.lock");
     if let Ok(text) = std::fs::read_to_string(&lock) {
         match wasmacro_build::lockfile::dependency_closure(&text, &unit.package, &unit.version) {
