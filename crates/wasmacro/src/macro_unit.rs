@@ -221,7 +221,7 @@ fn component_for(
         }
     };
     let built = wasmacro_build::build_component_with_progress(&options, &runtime, &progress)
-        .map_err(|e| one_line_reason(&e))?;
+        .map_err(|e| one_line_reason(&e, &unit.manifest_dir))?;
     let ambient = built
         .imports
         .iter()
@@ -251,7 +251,7 @@ fn component_for(
 /// What went wrong, for the fallback warning: rustc's first error in full
 /// (cargo's summary of it says nothing a user can act on) and where the
 /// component build's whole log is.
-fn one_line_reason(error: &wasmacro_build::BuildError) -> String {
+fn one_line_reason(error: &wasmacro_build::BuildError, package_dir: &Path) -> String {
     let wasmacro_build::BuildError::Cargo { stderr, log, .. } = error else {
         let text = error.to_string();
         return format!(
@@ -278,6 +278,12 @@ fn one_line_reason(error: &wasmacro_build::BuildError) -> String {
             .find(|l| !l.trim().is_empty())
             .map_or("", |l| l.trim())
             .to_string(),
+    };
+    // The build compiles a copy (`pkg/` in its work directory): name the
+    // file the user can open.
+    let cause = match cause.strip_prefix("pkg/") {
+        Some(rest) => format!("{}/{rest}", package_dir.display()),
+        None => cause,
     };
     format!(
         "its wasm build failed: {cause} (the whole log: {})",

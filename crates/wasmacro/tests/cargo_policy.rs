@@ -106,3 +106,41 @@ fn a_bad_policy_is_a_clear_error() {
     );
     assert!(stderr.contains("Cargo.toml"), "{stderr}");
 }
+
+#[test]
+fn a_failed_wasm_build_names_the_compiler_error_and_the_log() {
+    let dir = project_copy("unbuildable");
+    let scratch = tempfile::tempdir().unwrap();
+    let target = scratch.path().join("wasm");
+    let run = cargo_in(
+        &dir,
+        Cargo::Wasmacro,
+        &["run", "--locked", "--target-dir", target.to_str().unwrap()],
+    );
+    let stderr = text(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert_eq!(text(&run.stdout), "42\n");
+    let warning = stderr
+        .lines()
+        .find(|l| l.starts_with("warning: unbuildable-macros v0.1.0 runs natively:"))
+        .unwrap_or_else(|| panic!("no fallback warning:\n{stderr}"));
+    // rustc's error in full, not cut at some width, in the file the user
+    // has, and where the whole component build's output is.
+    assert!(
+        warning.contains(&format!("{}/macros/src/lib.rs:4:1: ", dir.display())),
+        "{warning}"
+    );
+    assert!(
+        warning.contains(
+            "error: unbuildable-macros refuses wasm targets, with a reason longer than eighty characters"
+        ),
+        "{warning}"
+    );
+    let log = warning
+        .split("(the whole log: ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no log path in {warning}"));
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(log.contains("refuses wasm targets"), "{log}");
+}
