@@ -12,8 +12,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use support::{
-    Cargo, cache_dir, cargo_in, cargo_in_with, cargo_report, project_copy, project_copy_at, text,
-    unit_record,
+    Cargo, cache_dir, cargo_in, cargo_in_with, cargo_report, compile_fail_examples, project_copy,
+    project_copy_at, text, unit_record,
 };
 
 /// The tests share one project copy and its target directory.
@@ -81,25 +81,12 @@ fn every_macro_runs_as_wasm_with_the_same_results_and_diagnostics() {
     }
 
     // The errors the macros report, through proc-macro-error and syn.
-    let examples = [
-        "build",
-        "--locked",
-        "--examples",
-        "--features",
-        "compile-fail",
-        "--keep-going",
-        "--message-format=json",
-    ];
-    let native = cargo_in(&project, Cargo::Plain, &examples);
-    let wasm = cargo_in(&project, Cargo::Wasmacro, &examples);
-    assert!(!native.status.success() && !wasm.status.success());
-    let (native, wasm) = (cargo_report(&native), cargo_report(&wasm));
+    let (native, wasm) = compile_fail_examples(&project);
     for example in ["example cf_enum", "example cf_route"] {
-        let errors = native
-            .diagnostics
-            .get(example)
-            .map_or(0, |d| d.iter().filter(|d| d.starts_with("error")).count());
-        assert!(errors > 0, "{example} compiled without errors");
+        assert!(
+            native.errors(example) > 0,
+            "{example} compiled without errors"
+        );
     }
     assert_eq!(
         native.diagnostics, wasm.diagnostics,

@@ -410,6 +410,35 @@ pub fn cargo_report(output: &Output) -> CargoReport {
     report
 }
 
+/// Builds a fixture's compile-fail examples (feature `compile-fail`, each
+/// example one error a macro reports) with plain cargo and with `cargo
+/// wasmacro`, and returns both reports; both builds must fail.
+pub fn compile_fail_examples(dir: &Path) -> (CargoReport, CargoReport) {
+    let args = [
+        "build",
+        "--locked",
+        "--examples",
+        "--features",
+        "compile-fail",
+        "--keep-going",
+        "--message-format=json",
+    ];
+    let native = cargo_in(dir, Cargo::Plain, &args);
+    let wasm = cargo_in(dir, Cargo::Wasmacro, &args);
+    assert!(!native.status.success(), "{}", text(&native.stderr));
+    assert!(!wasm.status.success(), "{}", text(&wasm.stderr));
+    (cargo_report(&native), cargo_report(&wasm))
+}
+
+impl CargoReport {
+    /// How many errors rustc reported for `target` (`kind name`).
+    pub fn errors(&self, target: &str) -> usize {
+        self.diagnostics
+            .get(target)
+            .map_or(0, |d| d.iter().filter(|d| d.starts_with("error")).count())
+    }
+}
+
 /// The rows of `cargo wasmacro`'s summary table: (crate, runs, why).
 pub fn summary(stderr: &str) -> Vec<(String, String, String)> {
     let mut rows = Vec::new();
