@@ -22,6 +22,9 @@ pub(crate) struct Located {
     /// dependencies the workspace patches or replaces with such a package.
     /// Sorted by name and version.
     pub local: Vec<PackageId>,
+    /// Every package the proc-macro package builds with, itself included,
+    /// from a registry or not.
+    pub closure: Vec<PackageId>,
 }
 
 impl Located {
@@ -162,15 +165,25 @@ pub(crate) fn locate(options: &BuildOptions) -> Result<Located, BuildError> {
         metadata,
         package: package.clone(),
         local: Vec::new(),
+        closure: Vec::new(),
     };
-    located.local = local_closure(&located, &package);
+    located.closure = closure(&located, &package);
+    let mut local: Vec<&Package> = located
+        .closure
+        .iter()
+        .filter(|id| **id != package)
+        .map(|id| located.get(id))
+        .filter(|p| is_local(p))
+        .collect();
+    local.sort_by(|a, b| (a.name.as_str(), &a.version).cmp(&(b.name.as_str(), &b.version)));
+    located.local = local.into_iter().map(|p| p.id.clone()).collect();
     Ok(located)
 }
 
-/// The local packages `root` builds with: through the resolved graph
-/// (dev-dependencies excluded), and through declared path dependencies
-/// (which cargo loads even where they are inactive).
-fn local_closure(located: &Located, root: &PackageId) -> Vec<PackageId> {
+/// The packages `root` builds with, itself included: through the resolved
+/// graph (dev-dependencies excluded), and through declared path dependencies
+/// (which cargo loads even where they are inactive). Sorted by id.
+fn closure(located: &Located, root: &PackageId) -> Vec<PackageId> {
     let nodes: BTreeMap<&PackageId, &cargo_metadata::Node> = located
         .metadata
         .resolve
@@ -206,14 +219,7 @@ fn local_closure(located: &Located, root: &PackageId) -> Vec<PackageId> {
             }
         }
     }
-    let mut local: Vec<&Package> = seen
-        .iter()
-        .filter(|id| *id != root)
-        .map(|id| located.get(id))
-        .filter(|p| is_local(p))
-        .collect();
-    local.sort_by(|a, b| (a.name.as_str(), &a.version).cmp(&(b.name.as_str(), &b.version)));
-    local.into_iter().map(|p| p.id.clone()).collect()
+    seen.into_iter().collect()
 }
 
 fn canonical(path: &Path) -> PathBuf {

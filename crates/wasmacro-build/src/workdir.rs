@@ -114,6 +114,10 @@ pub(crate) fn plan(located: &Located, options: &BuildOptions) -> Result<Plan, Bu
                 .into_iter()
                 .map(|(path, bytes)| (format!("{dir}/{path}"), bytes)),
         );
+    }
+    // Any package of the build may depend on a patched one: syn on a
+    // patched proc-macro2 as much as the macro itself.
+    for id in &located.closure {
         patches.extend(registry_patches(located, id, &dirs));
     }
     patches.sort_by(|a, b| (&a.registry, &a.name).cmp(&(&b.registry, &b.name)));
