@@ -77,7 +77,6 @@ pub(crate) fn plan(located: &Located, options: &BuildOptions) -> Result<Plan, Bu
     }
 
     let mut files = Files::new();
-    let mut patches = Vec::new();
     for (id, dir) in &dirs {
         let copied = located.get(id);
         let role = if *id == &package.id {
@@ -117,9 +116,11 @@ pub(crate) fn plan(located: &Located, options: &BuildOptions) -> Result<Plan, Bu
     }
     // Any package of the build may depend on a patched one: syn on a
     // patched proc-macro2 as much as the macro itself.
-    for id in &located.closure {
-        patches.extend(registry_patches(located, id, &dirs));
-    }
+    let mut patches: Vec<Patch> = located
+        .closure
+        .iter()
+        .flat_map(|id| registry_patches(located, id, &dirs))
+        .collect();
     patches.sort_by(|a, b| (&a.registry, &a.name).cmp(&(&b.registry, &b.name)));
     patches.dedup();
     for (relative, text) in embedded::GLUE {
