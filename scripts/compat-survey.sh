@@ -14,6 +14,8 @@
 #   scripts/compat-survey.sh paste serde_derive   # only these (NAME[@REQ][+FEATURES])
 #   scripts/compat-survey.sh --limit 3            # the first 3 of the list
 #   scripts/compat-survey.sh --list               # print the list and exit
+#   scripts/compat-survey.sh --resume             # keep the rows already in the
+#                                                 # TSV, build only what is missing
 #
 # Environment:
 #   WASMACRO            the wasmacro binary (default: target/release/wasmacro
@@ -132,11 +134,13 @@ EOF
 usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 LIMIT=
+RESUME=
 SELECTED=()
 while [ $# -gt 0 ]; do
   case $1 in
     --limit) LIMIT=$2; shift 2 ;;
     --limit=*) LIMIT=${1#--limit=}; shift ;;
+    --resume) RESUME=1; shift ;;
     --list) printf '%s\n' "$CRATES" | grep -vE '^[[:space:]]*(#|$)'; exit 0 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -230,15 +234,24 @@ first_error() {
 
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'; }
 
-printf 'crate\tversion\toutcome\tseconds\treason\n' | tee "$OUT"
+if [ -n "$RESUME" ] && [ -s "$OUT" ]; then
+  echo "# resumed $(date -u +%FT%TZ): rows above this line are kept" | tee -a "$OUT"
+else
+  printf 'crate\tversion\toutcome\tseconds\treason\n' | tee "$OUT"
+fi
 COMMIT=$(git -C "$(dirname "$WASMACRO")" rev-parse --short HEAD 2>/dev/null || echo "not in a git checkout")
 echo "# wasmacro: $WASMACRO ($("$WASMACRO" --version 2>/dev/null || echo unknown version), commit $COMMIT); $(rustc --version); cache: $WASMACRO_CACHE_DIR; started $(date -u +%FT%TZ)" | tee -a "$OUT"
 
-TOTAL=0 BUILT=0 WASM=0 NEEDS_FS=0 NEEDS_NET=0 FAILS=0
+# Whether OUT already has a row for NAME VERSION built with FEATURES.
+have_row() {
+  awk -F'\t' -v n="$1" -v v="$2" -v f="${3:+features $3: }" '
+    !/^#/ && $1 == n && $2 == v && (f == "" ? $5 !~ /^features / : index($5, f) == 1) { found = 1 }
+    END { exit !found }' "$OUT"
+}
+
 RUN_START=$(date +%s)
 for spec in "${SELECTED[@]}"; do
   [ -n "$spec" ] || continue
-  TOTAL=$((TOTAL + 1))
   name=${spec%%[@+]*}
   features=
   case $spec in *+*) features=${spec#*+} ;; esac
@@ -246,7 +259,9 @@ for spec in "${SELECTED[@]}"; do
   if ! version=$(resolve "$spec"); then
     reason="cannot resolve a version of $spec: $(printf '%s' "$version" | oneline)"
     printf '%s\t%s\t%s\t%s\t%s\n' "$name" "?" fails "$(elapsed "$start" "$(date +%s%N)")" "$reason" | tee -a "$OUT"
-    FAILS=$((FAILS + 1))
+    continue
+  fi
+  if [ -n "$RESUME" ] && have_row "$name" "$version" "$features"; then
     continue
   fi
   log=$LOGS/$name-$version${features:+-$features}.log
@@ -258,22 +273,21 @@ for spec in "${SELECTED[@]}"; do
   seconds=$(elapsed "$start" "$(date +%s%N)")
   listing=$dir/$name.macros.json
   if [ $status -eq 0 ] && [ -f "$listing" ]; then
-    BUILT=$((BUILT + 1))
     macros=$(grep -c '"kind":' "$listing")
     fs=$(grep -o '"wasi:filesystem/[^"]*"' "$listing" | tr -d '"' | paste -sd, -)
     net=$(grep -o '"wasi:sockets/[^"]*"' "$listing" | tr -d '"' | paste -sd, -)
     if [ -n "$net" ]; then
-      outcome=needs-net NEEDS_NET=$((NEEDS_NET + 1))
+      outcome=needs-net
       reason="imports $net${fs:+,$fs}"
     elif [ -n "$fs" ]; then
-      outcome=needs-fs NEEDS_FS=$((NEEDS_FS + 1))
+      outcome=needs-fs
       reason="imports $fs"
     else
-      outcome=wasm WASM=$((WASM + 1))
+      outcome=wasm
       reason="$macros macros, component $(tail -n1 "$log" | cut -c1-16)"
     fi
   else
-    outcome=fails FAILS=$((FAILS + 1))
+    outcome=fails
     if [ $status -eq 124 ]; then
       reason="timed out after ${TIMEOUT}s"
     else
@@ -287,10 +301,13 @@ for spec in "${SELECTED[@]}"; do
 done
 
 RUN_SECONDS=$(($(date +%s) - RUN_START))
-if [ "$TOTAL" -gt 0 ]; then
-  PERCENT=$(awk -v a="$BUILT" -v b="$TOTAL" 'BEGIN { printf "%.1f", 100 * a / b }')
-  WASM_PERCENT=$(awk -v a="$WASM" -v b="$TOTAL" 'BEGIN { printf "%.1f", 100 * a / b }')
-else
-  PERCENT=0 WASM_PERCENT=0
-fi
-echo "# summary: $BUILT of $TOTAL build as components ($PERCENT%); $WASM of $TOTAL run sandboxed ($WASM_PERCENT%): wasm $WASM, needs-fs $NEEDS_FS, needs-net $NEEDS_NET, fails $FAILS; ${RUN_SECONDS}s" | tee -a "$OUT"
+# The summary counts every row of the TSV (with --resume, earlier ones too).
+awk -F'\t' -v run="$RUN_SECONDS" '
+  !/^#/ && NR > 1 { total++; count[$3]++; seconds += $4 }
+  END {
+    built = count["wasm"] + count["needs-fs"] + count["needs-net"]
+    pct = total ? 100 * built / total : 0
+    wpct = total ? 100 * count["wasm"] / total : 0
+    printf "# summary: %d of %d build as components (%.1f%%); %d of %d run sandboxed (%.1f%%): wasm %d, needs-fs %d, needs-net %d, fails %d; builds took %.0fs, this run %ds\n",
+      built, total, pct, count["wasm"], total, wpct, count["wasm"], count["needs-fs"], count["needs-net"], count["fails"], seconds, run
+  }' "$OUT" | tee -a "$OUT"
