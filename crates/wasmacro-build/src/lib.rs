@@ -276,6 +276,10 @@ pub fn build_component_with_progress(
     mark_used(&work);
     plan.write(options, &work)?;
     let decls_dir = work.join(decls::DECLS_DIR);
+    // A crate whose features declare no macro records nothing: an empty
+    // table, as native cargo builds an empty proc-macro crate.
+    std::fs::create_dir_all(&decls_dir)
+        .map_err(io_error(format!("creating {}", decls_dir.display())))?;
     let wasm = cargo::build(
         options,
         &work,

@@ -224,3 +224,30 @@ fn expand_runs_one_macro_on_source_text() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_crate_whose_features_declare_no_macro_builds_an_empty_component() {
+    let out = tempfile::tempdir().unwrap();
+    let mut declared = Vec::new();
+    for features in [&[][..], &["--features", "on"][..]] {
+        let output = wasmacro()
+            .arg("build")
+            .arg(fixtures().join("feature-gated-macros"))
+            .args(features)
+            .arg("--out-dir")
+            .arg(out.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let listing =
+            std::fs::read_to_string(out.path().join("feature-gated-macros.macros.json")).unwrap();
+        let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+        declared.push(listing["macros"].as_array().unwrap().len());
+    }
+    assert_eq!(declared, [0, 1]);
+    assert!(!fixtures().join("feature-gated-macros/Cargo.lock").exists());
+}
