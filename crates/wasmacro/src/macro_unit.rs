@@ -253,11 +253,15 @@ fn component_for(
 /// component build's whole log is.
 fn one_line_reason(error: &wasmacro_build::BuildError, package_dir: &Path) -> String {
     let wasmacro_build::BuildError::Cargo { stderr, log, .. } = error else {
+        // The summary line, and rustc's first error when one follows it
+        // (a guest build that failed says why only below its first line).
         let text = error.to_string();
-        return format!(
-            "its wasm build failed: {}",
-            text.lines().next().unwrap_or("")
-        );
+        let mut lines = text.lines();
+        let first = lines.next().unwrap_or("");
+        return match lines.find(|l| l.trim_start().starts_with("error")) {
+            Some(cause) => format!("its wasm build failed: {first} {}", cause.trim()),
+            None => format!("its wasm build failed: {first}"),
+        };
     };
     let is_error = |l: &str| {
         (l.starts_with("error") || l.contains(": error"))
