@@ -1,5 +1,6 @@
 //! Reading a package's files and writing the work directory.
 
+use crate::selection::Selection;
 use crate::{BuildError, io_error};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -8,14 +9,13 @@ use std::path::Path;
 /// is computed from them does not depend on directory order.
 pub(crate) type Files = BTreeMap<String, Vec<u8>>;
 
-/// Every file a build of the package at `root` may read: the whole directory,
-/// symlinks followed (serde_derive_internals' `src` is one), but not
-/// `target/`, version-control directories, the package's own `Cargo.lock`
-/// (a dependency's lockfile is never used) or nested packages (directories
-/// with their own `Cargo.toml`, which cargo does not count as part of this
-/// one either). `include`/`exclude` are not applied: they shape what is
-/// published, and a local build compiles whatever the sources name.
-pub(crate) fn package_files(root: &Path) -> Result<Files, BuildError> {
+/// Every file of the package at `root` a build may read: what `selection`
+/// selects of the whole directory, symlinks followed (serde_derive_internals'
+/// `src` is one), but not `target/`, version-control directories, the
+/// package's own `Cargo.lock` (a dependency's lockfile is never used) or
+/// nested packages (directories with their own `Cargo.toml`, which cargo does
+/// not count as part of this one either).
+pub(crate) fn package_files(root: &Path, selection: &Selection) -> Result<Files, BuildError> {
     let mut files = Files::new();
     let mut visited = BTreeSet::new();
     let mut pending = vec![(root.to_path_buf(), String::new())];
@@ -41,11 +41,15 @@ pub(crate) fn package_files(root: &Path) -> Result<Files, BuildError> {
             };
             if metadata.is_dir() {
                 let skipped = matches!(name.as_str(), "target" | ".git" | ".hg" | ".svn")
-                    || path.join("Cargo.toml").is_file();
+                    || path.join("Cargo.toml").is_file()
+                    || !selection.selects(&relative, true);
                 if !skipped {
                     pending.push((path, format!("{relative}/")));
                 }
-            } else if metadata.is_file() && relative != "Cargo.lock" {
+            } else if metadata.is_file()
+                && relative != "Cargo.lock"
+                && selection.selects(&relative, false)
+            {
                 let contents = std::fs::read(&path)
                     .map_err(io_error(format!("reading {}", path.display())))?;
                 files.insert(relative, contents);
@@ -70,6 +74,7 @@ pub(crate) fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), Build
 #[cfg(test)]
 mod tests {
     use super::package_files;
+    use crate::selection::Selection;
 
     #[test]
     fn symlinks_are_followed_and_nested_packages_left_out() {
@@ -86,7 +91,7 @@ mod tests {
         std::os::unix::fs::symlink("../../shared", root.join("src/shared")).unwrap();
         // A cycle: `src/again` is `src`.
         std::os::unix::fs::symlink(".", root.join("src/again")).unwrap();
-        let files = package_files(&root).unwrap();
+        let files = package_files(&root, &Selection::all()).unwrap();
         let paths: Vec<&str> = files.keys().map(String::as_str).collect();
         assert_eq!(paths, ["Cargo.toml", "src/lib.rs", "src/shared/mod.rs"]);
     }

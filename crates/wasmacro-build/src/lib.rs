@@ -38,6 +38,7 @@ mod locate;
 pub mod lockfile;
 mod manifest;
 pub mod rewrite;
+mod selection;
 mod syn1;
 mod workdir;
 

@@ -6,6 +6,7 @@
 //! directory, that differs from the registry's only in that `cfg`.
 
 use crate::files::{package_files, write_if_changed};
+use crate::selection::Selection;
 use crate::{BuildError, manifest::Patch};
 use std::path::Path;
 
@@ -36,7 +37,7 @@ pub(crate) fn patch(
         .map(|p| p.as_std_path())
         .unwrap_or(Path::new("."));
     let relative = format!("{PATCHED_DIR}/syn-{}", syn1.version);
-    for (path, bytes) in &package_files(source)? {
+    for (path, bytes) in &package_files(source, &Selection::all())? {
         let contents = if path.ends_with(".rs") {
             String::from_utf8_lossy(bytes)
                 .replace(SYN1_WASM_CFG, r#"target_os = "unknown""#)

@@ -22,6 +22,7 @@ use crate::files::{Files, package_files, write_if_changed};
 use crate::key::Key;
 use crate::locate::{Located, is_local};
 use crate::manifest::{self, DependencyPath, Patch, Role};
+use crate::selection::Selection;
 use crate::{BuildError, BuildOptions, embedded, rewrite, syn1};
 use cargo_metadata::{Package, PackageId};
 use std::collections::BTreeMap;
@@ -102,7 +103,8 @@ pub(crate) fn plan(located: &Located, options: &BuildOptions) -> Result<Plan, Bu
                 _ => DependencyPath::Registry,
             }
         };
-        let mut package_files = package_files(root_of(copied))?;
+        let selection = Selection::of(copied, &located.metadata)?;
+        let mut package_files = package_files(root_of(copied), &selection)?;
         let manifest = manifest::normalized(copied, role, depth, path_of)?;
         package_files.insert("Cargo.toml".into(), manifest.into_bytes());
         if role == Role::Macro {

@@ -174,11 +174,13 @@ fn an_edit_rebuilds_exactly_the_component_it_changes() {
     );
     let component = component_of(&project, "app_derive");
 
-    // Edits elsewhere: a file the macro crate does not compile, and the
-    // workspace's lints, which make cargo recompile the macro crate but do
-    // not change what its component is built from.
+    // Edits elsewhere: a file the macro crate does not compile, a file its
+    // package excludes (through `[workspace.package]`), and the workspace's
+    // lints, which make cargo recompile the macro crate but do not change
+    // what its component is built from.
     for (file, from, to) in [
         ("app/src/lib.rs", "A server's settings.", "Settings."),
+        ("app-derive/notes/design.md", "Not part", "Never part"),
         (
             "Cargo.toml",
             "unused_qualifications = \"warn\"",
