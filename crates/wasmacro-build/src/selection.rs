@@ -59,7 +59,9 @@ impl Selection {
                 .and_then(|w| w.get("workspace")?.get("package")?.get(field));
             match value {
                 Some(value) => patterns(value).map(Some).map_err(|reason| {
-                    invalid(format!("`workspace.package.{field}` of its workspace: {reason}"))
+                    invalid(format!(
+                        "`workspace.package.{field}` of its workspace: {reason}"
+                    ))
                 }),
                 None => Err(invalid(format!(
                     "`{field}.workspace = true`, but its workspace declares no `workspace.package.{field}`"
@@ -119,7 +121,8 @@ impl Selection {
 
 fn read_manifest(path: &Path) -> Result<toml_edit::DocumentMut, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    text.parse().map_err(|e: toml_edit::TomlError| e.to_string())
+    text.parse()
+        .map_err(|e: toml_edit::TomlError| e.to_string())
 }
 
 fn is_inherited(value: &toml_edit::Item) -> bool {

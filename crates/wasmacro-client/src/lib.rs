@@ -11,6 +11,10 @@
 
 extern crate proc_macro;
 
+mod grants;
+
+pub use grants::GrantSpec;
+
 use proc_macro::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
 use std::io::{BufReader, BufWriter};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -108,6 +112,8 @@ pub struct Invocation<'a> {
     pub macro_name: &'a str,
     /// Its kind.
     pub kind: MacroKind,
+    /// What the project's policy lets it read.
+    pub grants: &'a GrantSpec<'a>,
 }
 
 impl Invocation<'_> {
@@ -205,6 +211,7 @@ struct Connection {
     writer: BufWriter<ChildStdin>,
     reader: BufReader<ChildStdout>,
     alive: bool,
+    grants: protocol::Grants,
 }
 
 impl Connection {
@@ -230,11 +237,13 @@ impl Connection {
             writer: BufWriter::new(stdin),
             reader: BufReader::new(stdout),
             alive: true,
+            grants: grants::resolve(invocation.grants),
         };
         connection.send(&ShimMessage::Hello {
             version: PROTOCOL_VERSION,
             component: invocation.component.to_string(),
             crate_name: invocation.crate_name.to_string(),
+            grants: connection.grants.clone(),
         })?;
         match connection.receive()? {
             ServerMessage::Ready(_) => Ok(connection),
@@ -283,12 +292,17 @@ impl Connection {
                     self.send(&ShimMessage::SpanAnswer(answer))
                         .map_err(Failure::Error)?;
                 }
-                ServerMessage::Expanded { result, output } => {
+                ServerMessage::Expanded {
+                    result,
+                    output,
+                    inputs,
+                } => {
                     // What the guest printed goes where a native macro's output
                     // would be seen: rustc's stderr.
                     if !output.is_empty() {
                         eprint!("{output}");
                     }
+                    grants::record(&self.grants, &inputs);
                     return result.map_err(|failure| match failure {
                         ExpandFailure::Panicked(message) => Failure::Panicked(message),
                         ExpandFailure::Error(text) => Failure::Error(text),

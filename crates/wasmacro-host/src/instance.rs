@@ -3,6 +3,7 @@
 use crate::bindings::wasmacro::proc_macro::{host, types as wit};
 use crate::bindings::{ProcMacroComponent, ProcMacroComponentPre};
 use crate::cache::{CacheDir, ComponentCache, ComponentHash};
+use crate::capabilities::{Capabilities, HasCapabilities};
 use crate::error::{ExpandError, LoadError};
 use crate::limits::{Limits, Size};
 use crate::wasi::{SandboxAttempt, deterministic_ctx};
@@ -10,8 +11,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmacro_protocol::{
-    CONTRACT_PACKAGE, CONTRACT_VERSION, Delimiter, ExpandRequest, MacroDecl, MacroKind, SpanAnswer,
-    SpanHandle, SpanQuery, Token,
+    CONTRACT_PACKAGE, CONTRACT_VERSION, Delimiter, ExpandRequest, Grants, Input, MacroDecl,
+    MacroKind, SpanAnswer, SpanHandle, SpanQuery, Token,
 };
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
@@ -118,6 +119,7 @@ pub struct Runtime {
     linker: Linker<GuestState>,
     cache: ComponentCache,
     config: RuntimeConfig,
+    sandbox_root: std::path::PathBuf,
 }
 
 impl Runtime {
@@ -159,14 +161,23 @@ impl Runtime {
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         crate::wasi::watch_ambient_authority(&mut linker)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        crate::capabilities::watch(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         ProcMacroComponent::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        // What backs the guest's `/`: every path through it is refused, so
+        // it only has to exist. A cache that cannot hold it fails each
+        // instantiation with the reason, not the runtime.
+        let sandbox_root = cache_dir.root().join("sandbox-root");
+        if let Err(e) = std::fs::create_dir_all(&sandbox_root) {
+            tracing::debug!("cannot create {}: {e}", sandbox_root.display());
+        }
         let cache = ComponentCache::new(cache_dir, &engine);
         Ok(Runtime {
             engine,
             linker,
             cache,
             config,
+            sandbox_root,
         })
     }
 
@@ -234,6 +245,7 @@ impl Runtime {
             pre: Arc::new(pre),
             config: self.config.clone(),
             declarations: Vec::new(),
+            sandbox_root: self.sandbox_root.clone(),
         };
         let mut instance = loaded.instantiate().map_err(|e| invalid(e.to_string()))?;
         loaded.declarations = instance
@@ -289,6 +301,7 @@ pub struct LoadedComponent {
     pre: Arc<ProcMacroComponentPre<GuestState>>,
     config: RuntimeConfig,
     declarations: Vec<MacroDecl>,
+    sandbox_root: std::path::PathBuf,
 }
 
 impl LoadedComponent {
@@ -309,9 +322,17 @@ impl LoadedComponent {
         imports
     }
 
-    /// A new instance with its own memory.
+    /// A new instance with its own memory, that can read nothing.
     pub fn instantiate(&self) -> Result<MacroInstance, ExpandError> {
-        let (wasi, output) = deterministic_ctx();
+        self.instantiate_with(&Grants::default())
+    }
+
+    /// A new instance with its own memory, that can read what `grants` name.
+    pub fn instantiate_with(&self, grants: &Grants) -> Result<MacroInstance, ExpandError> {
+        let (wasi, output, capabilities) =
+            deterministic_ctx(grants, &self.sandbox_root).map_err(|e| {
+                ExpandError::Instantiate(format!("the sandbox could not be set up: {e}"))
+            })?;
         let limits = StoreLimitsBuilder::new()
             .memory_size(usize::try_from(self.config.limits.memory).unwrap_or(usize::MAX))
             // `memory_size` is per memory: bound how many there can be, and
@@ -330,6 +351,7 @@ impl LoadedComponent {
             panic: None,
             host_error: None,
             attempts: BTreeSet::new(),
+            capabilities,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -369,6 +391,12 @@ impl MacroInstance {
     /// on a noisy machine).
     pub fn fuel_used(&self) -> u64 {
         self.fuel_used
+    }
+
+    /// What the latest expansion read: files, directories, missing paths and
+    /// environment variables, named from their roots, sorted.
+    pub fn inputs(&self) -> Vec<Input> {
+        self.store.data().capabilities.inputs()
     }
 
     /// Whether a trap left the instance unusable (wasmtime refuses to enter
@@ -414,6 +442,7 @@ impl MacroInstance {
         let state = self.store.data_mut();
         state.oracle = Some(oracle);
         state.panic = None;
+        state.capabilities.begin();
         // Attempts are kept for the instance's life: wasi-libc asks for the
         // environment and the preopened directories once per instance, so a
         // later expansion failing for lack of them makes no call of its own.
@@ -450,7 +479,7 @@ impl MacroInstance {
                 }
             }
         };
-        let result = result.map_err(|e| explain_attempts(e, &state.attempts));
+        let result = result.map_err(|e| explain_attempts(e, &state.attempts, &state.capabilities));
         let contents = self.output.contents();
         let output = String::from_utf8_lossy(contents.get(self.output_read..).unwrap_or_default())
             .into_owned();
@@ -459,22 +488,44 @@ impl MacroInstance {
     }
 }
 
-/// Adds to a failure what the macro tried that the sandbox refused: a macro
-/// usually fails *because* a file or variable was not there, and its own
-/// message (an `unwrap` on an I/O error) does not say that it ran as wasm.
-fn explain_attempts(error: ExpandError, attempts: &BTreeSet<SandboxAttempt>) -> ExpandError {
+/// Adds to a failure what the macro tried that the sandbox refused, or
+/// lacked: a macro usually fails *because* something was not there, and its
+/// own message (an `unwrap` on an I/O error) does not say that it ran as wasm.
+fn explain_attempts(
+    error: ExpandError,
+    attempts: &BTreeSet<SandboxAttempt>,
+    capabilities: &Capabilities,
+) -> ExpandError {
     let unsupported = |m: &str| m.contains("operation not supported on this platform");
     let mut notes: Vec<String> = attempts.iter().map(|a| a.to_string()).collect();
-    let note = |text: &str, notes: &[String]| {
-        if notes.is_empty() {
-            return text.to_string();
-        }
+    let grants = capabilities.grants();
+    let environment = capabilities.environment_read().then(|| {
+        let package = if grants.package.is_empty() {
+            "its-package"
+        } else {
+            grants.package.as_str()
+        };
         format!(
-            "{text}\nnote: in the wasmacro sandbox, the macro tried to {}\nhelp: a macro that \
-             needs the filesystem, environment variables or the network must run natively: add \
-             its package to `deny` in `[workspace.metadata.wasmacro]`",
-            notes.join(", and to ")
+            "\nnote: it read its environment, which in the sandbox holds only the variables \
+             granted to it ({})\nhelp: to grant another, add to the project's Cargo.toml:\n    \
+             [workspace.metadata.wasmacro.grants]\n    {package} = {{ env = [\"NAME\"] }}",
+            if grants.env_patterns.is_empty() {
+                "none".to_string()
+            } else {
+                grants.env_patterns.join(", ")
+            }
         )
+    });
+    let note = |text: &str, notes: &[String]| {
+        let mut text = text.to_string();
+        if !notes.is_empty() {
+            text.push_str(&format!(
+                "\nnote: in the wasmacro sandbox, the macro tried to {}",
+                notes.join(", and to ")
+            ));
+        }
+        text.push_str(environment.as_deref().unwrap_or_default());
+        text
     };
     match error {
         ExpandError::Panicked(Some(message)) => {
@@ -582,6 +633,14 @@ pub(crate) struct GuestState {
     host_error: Option<String>,
     /// What the guest tried that the sandbox refused, over the instance's life.
     attempts: BTreeSet<SandboxAttempt>,
+    /// What it may read, and what it read.
+    capabilities: Capabilities,
+}
+
+impl HasCapabilities for GuestState {
+    fn capabilities(&mut self) -> &mut Capabilities {
+        &mut self.capabilities
+    }
 }
 
 impl crate::wasi::SandboxLog for GuestState {
@@ -592,8 +651,8 @@ impl crate::wasi::SandboxLog for GuestState {
     fn refuse(&mut self, attempt: SandboxAttempt) -> wasmtime::Error {
         // Said here, in full; not repeated by `explain_attempts`.
         let message = format!(
-            "in the wasmacro sandbox, the macro tried to {attempt}\nhelp: a macro that needs the \
-             network must run natively: add its package to `deny` in `[workspace.metadata.wasmacro]`"
+            "in the wasmacro sandbox, the macro tried to {attempt}\n{}",
+            attempt.help()
         );
         self.host_error = Some(message.clone());
         wasmtime::Error::msg(message)

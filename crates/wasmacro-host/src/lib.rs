@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod cache;
+mod capabilities;
 pub mod edition;
 mod error;
 mod instance;

@@ -15,8 +15,8 @@ use crate::limits::{ApproxSize, Size};
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 use wasmacro_protocol::{
-    ExpandFailure, PROTOCOL_VERSION, ServerMessage, ShimMessage, SpanAnswer, SpanQuery, Token,
-    read_frame, write_frame,
+    ExpandFailure, Grants, PROTOCOL_VERSION, ServerMessage, ShimMessage, SpanAnswer, SpanQuery,
+    Token, read_frame, write_frame,
 };
 
 /// The two ends of the connection, shared by the serve loop and the span
@@ -191,7 +191,7 @@ pub fn serve_with_stats(
         reader: Box::new(reader),
         writer: Box::new(writer),
     }));
-    let Some((component, mut stats)) = handshake(runtime, &channel)? else {
+    let Some((component, grants, mut stats)) = handshake(runtime, &channel)? else {
         return Ok(());
     };
     let isolation = runtime.config().isolation;
@@ -220,14 +220,16 @@ pub fn serve_with_stats(
         let reusable = instance
             .take()
             .filter(|i| !i.is_poisoned() && isolation == Isolation::PerCompilation);
-        let (result, output) = match reusable.map(Ok).unwrap_or_else(|| component.instantiate()) {
+        let fresh = || component.instantiate_with(&grants);
+        let (result, output, inputs) = match reusable.map(Ok).unwrap_or_else(fresh) {
             Ok(mut live) => {
                 let oracle = Box::new(ShimOracle(Arc::clone(&channel)));
                 let (result, output, _oracle) = live.expand(&request, oracle);
+                let inputs = live.inputs();
                 instance = Some(live);
-                (result, output)
+                (result, output, inputs)
             }
-            Err(e) => (Err(e), String::new()),
+            Err(e) => (Err(e), String::new(), Vec::new()),
         };
         watchdog.leave();
         let result = result.and_then(validate_output).map_err(|e| match e {
@@ -236,7 +238,12 @@ pub fn serve_with_stats(
         });
         let mut failed = result.is_err();
         let printed = output.len() as u64;
-        let mut bytes = ServerMessage::Expanded { result, output }.encode();
+        let mut bytes = ServerMessage::Expanded {
+            result,
+            output,
+            inputs,
+        }
+        .encode();
         // The limit is on the tokens: what the guest printed is bounded by its
         // pipe, and an error's text is small. `Limits` keeps `output` under
         // the frame cap.
@@ -252,6 +259,7 @@ pub fn serve_with_stats(
             let message = ServerMessage::Expanded {
                 result: Err(ExpandFailure::Error(text)),
                 output: String::new(),
+                inputs: Vec::new(),
             };
             bytes = message.encode();
         }
@@ -314,15 +322,16 @@ fn variant_name(message: &ShimMessage) -> &'static str {
 fn handshake(
     runtime: &Runtime,
     channel: &SharedChannel,
-) -> io::Result<Option<(LoadedComponent, ServeStats)>> {
+) -> io::Result<Option<(LoadedComponent, Grants, ServeStats)>> {
     let mut channel = lock(channel);
-    let (version, component, crate_name) = match channel.receive()? {
+    let (version, component, crate_name, grants) = match channel.receive()? {
         None => return Ok(None),
         Some(ShimMessage::Hello {
             version,
             component,
             crate_name,
-        }) => (version, component, crate_name),
+            grants,
+        }) => (version, component, crate_name, grants),
         Some(other) => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -336,6 +345,12 @@ fn handshake(
              speaks version {PROTOCOL_VERSION}; rebuild with the same wasmacro that generated it"
         );
         channel.send(&ServerMessage::Fatal(text))?;
+        return Ok(None);
+    }
+    if let Err(reason) = crate::capabilities::validate(&grants) {
+        channel.send(&ServerMessage::Fatal(format!(
+            "the shim for `{crate_name}` sent invalid grants: {reason}"
+        )))?;
         return Ok(None);
     }
     let Some(hash) = ComponentHash::parse(&component) else {
@@ -352,7 +367,7 @@ fn handshake(
                 component: hash.to_string(),
                 ..ServeStats::default()
             };
-            Ok(Some((loaded, stats)))
+            Ok(Some((loaded, grants, stats)))
         }
         Err(e) => {
             channel.send(&ServerMessage::Fatal(format!(

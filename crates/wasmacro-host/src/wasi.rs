@@ -1,9 +1,13 @@
-//! The deterministic WASI context every guest gets: no preopens, no
-//! environment, no arguments, no network, clocks fixed at the Unix epoch,
-//! seeded randomness, stdin closed, stdout and stderr captured.
+//! The deterministic WASI context every guest gets: only the files and
+//! variables its grants name (`capabilities.rs`), no arguments, no network,
+//! clocks fixed at the Unix epoch, seeded randomness, stdin closed, stdout
+//! and stderr captured.
 
+use crate::capabilities::{Access, Capabilities};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
+use std::path::Path;
+use wasmacro_protocol::Grants;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx};
 
@@ -38,10 +42,16 @@ impl HostMonotonicClock for FixedMonotonicClock {
     }
 }
 
-/// Builds the context; returns it with the pipe that collects stdout+stderr.
-pub(crate) fn deterministic_ctx() -> (WasiCtx, MemoryOutputPipe) {
+/// Builds the context for `grants`; returns it with the pipe that collects
+/// stdout+stderr and the record of what the guest reads. `empty` is an empty
+/// directory standing in for `/`.
+pub(crate) fn deterministic_ctx(
+    grants: &Grants,
+    empty: &Path,
+) -> Result<(WasiCtx, MemoryOutputPipe, Capabilities), String> {
     let output = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-    let ctx = WasiCtx::builder()
+    let mut builder = WasiCtx::builder();
+    builder
         .stdout(output.clone())
         .stderr(output.clone())
         .wall_clock(FixedWallClock)
@@ -53,9 +63,9 @@ pub(crate) fn deterministic_ctx() -> (WasiCtx, MemoryOutputPipe) {
         .insecure_random_seed(u128::from(RANDOM_SEED))
         .allow_tcp(false)
         .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .build();
-    (ctx, output)
+        .allow_ip_name_lookup(false);
+    let capabilities = Capabilities::new(grants, &mut builder, empty)?;
+    Ok((builder.build(), output, capabilities))
 }
 
 /// A pollable that is always ready: what a guest's sleep subscribes to.
@@ -107,10 +117,18 @@ pub(crate) fn virtualize_sleep<T: wasmtime_wasi::WasiView + 'static>(
 /// failure can say that the macro ran as wasm and what it was denied.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum SandboxAttempt {
-    /// Looked for a directory to open a path in (there are none).
-    Filesystem,
-    /// Read the environment (it is empty).
-    Environment,
+    /// Touched a path no grant covers, or tried to write.
+    Read {
+        /// The path, as the guest named it (absolute).
+        path: String,
+        /// What it tried.
+        action: Access,
+        /// The path from its root (`$CARGO_MANIFEST_DIR/…`), when it has
+        /// one: what a grant would say.
+        suggestion: Option<String>,
+        /// The macro's package, as policies name it.
+        package: String,
+    },
     /// Read its arguments (there are none).
     Arguments,
     /// Created a socket of this kind (refused).
@@ -122,12 +140,11 @@ pub(crate) enum SandboxAttempt {
 impl std::fmt::Display for SandboxAttempt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SandboxAttempt::Filesystem => {
-                f.write_str("open a file or directory, but the sandbox has no filesystem")
-            }
-            SandboxAttempt::Environment => {
-                f.write_str("read environment variables, but the sandbox has none")
-            }
+            SandboxAttempt::Read { path, action, .. } => match action {
+                Access::Read => write!(f, "read `{path}`, which no grant covers"),
+                Access::List => write!(f, "list the directory `{path}`, which no grant covers"),
+                Access::Write => write!(f, "write to `{path}`, but the sandbox is read-only"),
+            },
             SandboxAttempt::Arguments => {
                 f.write_str("read command-line arguments, but the sandbox has none")
             }
@@ -143,6 +160,41 @@ impl std::fmt::Display for SandboxAttempt {
     }
 }
 
+impl SandboxAttempt {
+    /// What the user can do about it.
+    pub(crate) fn help(&self) -> String {
+        match self {
+            SandboxAttempt::Read {
+                action: Access::Write,
+                package,
+                ..
+            } => format!(
+                "help: macros are never granted writing; a macro that must write files can only \
+                 run natively: add `{package}` to `deny` in `[workspace.metadata.wasmacro]`"
+            ),
+            SandboxAttempt::Read {
+                suggestion: Some(name),
+                package,
+                ..
+            } => format!(
+                "help: to grant it, add to the project's Cargo.toml:\n    \
+                 [workspace.metadata.wasmacro.grants]\n    {package} = {{ read = [\"{name}\"] }}"
+            ),
+            SandboxAttempt::Read {
+                suggestion: None, ..
+            } => "help: grants name paths below `$CARGO_MANIFEST_DIR`, `$CARGO_WORKSPACE_DIR` or \
+                  `$OUT_DIR`; this path is outside all of them (a macro should find its files \
+                  through `CARGO_MANIFEST_DIR`)"
+                .to_string(),
+            SandboxAttempt::Arguments => String::new(),
+            SandboxAttempt::Socket(_) | SandboxAttempt::Resolve(_) => "help: a macro that needs \
+                the network must run natively: add its package to `deny` in \
+                `[workspace.metadata.wasmacro]`"
+                .to_string(),
+        }
+    }
+}
+
 /// Where the shadowed WASI functions report to.
 pub(crate) trait SandboxLog {
     /// Notes an attempt the guest survives (it sees an empty answer).
@@ -154,36 +206,27 @@ pub(crate) trait SandboxLog {
 /// The WASI version wasmtime-wasi 48 defines for every interface.
 const WASI_VERSION: &str = "0.2.12";
 
-/// Replaces the WASI functions through which a guest reaches for ambient
-/// authority, so each attempt is recorded. The answers do not change what the
-/// sandbox allows: no preopened directories, an empty environment and no
-/// arguments, as before; socket creation and name lookups, which the context
-/// already denies, now end the expansion with an error saying what was tried
-/// (a macro that swallowed the socket error would otherwise fail in some
-/// confusing way later, or succeed differently than natively).
+/// Replaces the WASI functions through which a guest reaches for the network
+/// or its arguments, so each attempt is recorded. The answers do not change
+/// what the sandbox allows: no arguments, as before; socket creation and name
+/// lookups, which the context already denies, end the expansion with an
+/// error saying what was tried (a macro that swallowed the socket error would
+/// otherwise fail in some confusing way later, or succeed differently than
+/// natively). Files and the environment are `capabilities.rs`'.
 pub(crate) fn watch_ambient_authority<T: SandboxLog + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
 ) -> wasmtime::Result<()> {
     use wasmtime::component::Val;
 
     linker.allow_shadowing(true);
-    let empty_list = |attempt: SandboxAttempt| {
-        move |mut store: wasmtime::StoreContextMut<'_, T>,
-              _: wasmtime::component::types::ComponentFunc,
-              _: &[Val],
-              results: &mut [Val]| {
-            store.data_mut().attempted(attempt.clone());
-            if let Some(result) = results.first_mut() {
-                *result = Val::List(Vec::new());
-            }
-            Ok(())
-        }
-    };
-    let mut preopens = linker.instance(&format!("wasi:filesystem/preopens@{WASI_VERSION}"))?;
-    preopens.func_new("get-directories", empty_list(SandboxAttempt::Filesystem))?;
     let mut environment = linker.instance(&format!("wasi:cli/environment@{WASI_VERSION}"))?;
-    environment.func_new("get-environment", empty_list(SandboxAttempt::Environment))?;
-    environment.func_new("get-arguments", empty_list(SandboxAttempt::Arguments))?;
+    environment.func_new("get-arguments", |mut store, _, _, results| {
+        store.data_mut().attempted(SandboxAttempt::Arguments);
+        if let Some(result) = results.first_mut() {
+            *result = Val::List(Vec::new());
+        }
+        Ok(())
+    })?;
 
     for (interface, function, kind) in [
         ("tcp-create-socket", "create-tcp-socket", "TCP"),

@@ -4,8 +4,8 @@
 //! bare rustc invocation, without cargo or a registry.
 
 use crate::{
-    Delimiter, ExpandFailure, ExpandRequest, MAX_FRAME_LEN, MacroDecl, MacroKind, ServerMessage,
-    ShimMessage, SpanAnswer, SpanQuery, Token,
+    Delimiter, ExpandFailure, ExpandRequest, Grants, Input, MAX_FRAME_LEN, MacroDecl, MacroKind,
+    ReadGrant, Root, ServerMessage, ShimMessage, SpanAnswer, SpanQuery, Token,
 };
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -86,6 +86,61 @@ impl Encoder {
             Some(s) => {
                 self.u8(1);
                 self.str(s);
+            }
+        }
+    }
+
+    fn strs<S: AsRef<str>>(&mut self, items: &[S]) {
+        self.len(items.len());
+        for item in items {
+            self.str(item.as_ref());
+        }
+    }
+
+    fn grants(&mut self, grants: &Grants) {
+        self.str(&grants.package);
+        self.len(grants.roots.len());
+        for root in &grants.roots {
+            self.str(&root.name);
+            self.str(&root.path);
+        }
+        self.len(grants.read.len());
+        for grant in &grants.read {
+            self.u32(grant.root);
+            self.str(&grant.relative);
+            self.str(&grant.origin);
+        }
+        self.len(grants.env.len());
+        for (name, value) in &grants.env {
+            self.str(name);
+            self.str(value);
+        }
+        self.strs(&grants.env_patterns);
+    }
+
+    fn inputs(&mut self, inputs: &[Input]) {
+        self.len(inputs.len());
+        for input in inputs {
+            match input {
+                Input::File { path, digest } => {
+                    self.u8(0);
+                    self.str(path);
+                    self.str(digest);
+                }
+                Input::Directory { path, digest } => {
+                    self.u8(1);
+                    self.str(path);
+                    self.str(digest);
+                }
+                Input::Missing { path } => {
+                    self.u8(2);
+                    self.str(path);
+                }
+                Input::Env { name, value } => {
+                    self.u8(3);
+                    self.str(name);
+                    self.opt_str(value.as_deref());
+                }
             }
         }
     }
@@ -207,6 +262,71 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    fn strings(&mut self) -> Result<Vec<String>, DecodeError> {
+        let len = self.len(4)?;
+        (0..len).map(|_| self.string()).collect()
+    }
+
+    fn grants(&mut self) -> Result<Grants, DecodeError> {
+        let package = self.string()?;
+        let len = self.len(8)?;
+        let roots = (0..len)
+            .map(|_| {
+                Ok(Root {
+                    name: self.string()?,
+                    path: self.string()?,
+                })
+            })
+            .collect::<Result<_, DecodeError>>()?;
+        let len = self.len(12)?;
+        let read = (0..len)
+            .map(|_| {
+                Ok(ReadGrant {
+                    root: self.u32()?,
+                    relative: self.string()?,
+                    origin: self.string()?,
+                })
+            })
+            .collect::<Result<_, DecodeError>>()?;
+        let len = self.len(8)?;
+        let env = (0..len)
+            .map(|_| Ok((self.string()?, self.string()?)))
+            .collect::<Result<_, DecodeError>>()?;
+        Ok(Grants {
+            package,
+            roots,
+            read,
+            env,
+            env_patterns: self.strings()?,
+        })
+    }
+
+    fn inputs(&mut self) -> Result<Vec<Input>, DecodeError> {
+        let len = self.len(5)?;
+        let mut inputs = Vec::with_capacity(len);
+        for _ in 0..len {
+            inputs.push(match self.u8()? {
+                0 => Input::File {
+                    path: self.string()?,
+                    digest: self.string()?,
+                },
+                1 => Input::Directory {
+                    path: self.string()?,
+                    digest: self.string()?,
+                },
+                2 => Input::Missing {
+                    path: self.string()?,
+                },
+                3 => Input::Env {
+                    name: self.string()?,
+                    value: self.opt_string()?,
+                },
+                tag => return Err(DecodeError::InvalidTag { what: "input", tag }),
+            });
+        }
+        Ok(inputs)
+    }
+
     fn tokens(&mut self) -> Result<Vec<Token>, DecodeError> {
         let len = self.len(6)?;
         let mut tokens = Vec::with_capacity(len);
@@ -261,11 +381,13 @@ impl ShimMessage {
                 version,
                 component,
                 crate_name,
+                grants,
             } => {
                 e.u8(0);
                 e.u32(*version);
                 e.str(component);
                 e.str(crate_name);
+                e.grants(grants);
             }
             ShimMessage::Expand(request) => {
                 e.u8(1);
@@ -318,6 +440,7 @@ impl ShimMessage {
                 version: d.u32()?,
                 component: d.string()?,
                 crate_name: d.string()?,
+                grants: d.grants()?,
             },
             1 => ShimMessage::Expand(ExpandRequest {
                 macro_name: d.string()?,
@@ -402,7 +525,11 @@ impl ServerMessage {
                 e.u32(a);
                 e.u32(b);
             }
-            ServerMessage::Expanded { result, output } => {
+            ServerMessage::Expanded {
+                result,
+                output,
+                inputs,
+            } => {
                 e.u8(3);
                 match result {
                     Ok(tokens) => {
@@ -419,6 +546,7 @@ impl ServerMessage {
                     }
                 }
                 e.str(output);
+                e.inputs(inputs);
             }
         }
         e.into_bytes()
@@ -494,6 +622,7 @@ impl ServerMessage {
                 ServerMessage::Expanded {
                     result,
                     output: d.string()?,
+                    inputs: d.inputs()?,
                 }
             }
             tag => {
@@ -582,6 +711,20 @@ mod tests {
                 version: 1,
                 component: "ab".into(),
                 crate_name: "x".into(),
+                grants: Grants {
+                    package: "x".into(),
+                    roots: vec![Root {
+                        name: "$CARGO_MANIFEST_DIR".into(),
+                        path: "/w/app".into(),
+                    }],
+                    read: vec![ReadGrant {
+                        root: 0,
+                        relative: "templates".into(),
+                        origin: "built in".into(),
+                    }],
+                    env: vec![("CARGO_PKG_NAME".into(), "app".into())],
+                    env_patterns: vec!["CARGO_PKG_*".into()],
+                },
             },
             ShimMessage::Expand(ExpandRequest {
                 macro_name: "Serialize".into(),
@@ -606,10 +749,32 @@ mod tests {
             ServerMessage::Expanded {
                 result: Ok(sample_tokens()),
                 output: "hi".into(),
+                inputs: vec![
+                    Input::File {
+                        path: "$CARGO_MANIFEST_DIR/a".into(),
+                        digest: "00".into(),
+                    },
+                    Input::Directory {
+                        path: "$CARGO_MANIFEST_DIR".into(),
+                        digest: "11".into(),
+                    },
+                    Input::Missing {
+                        path: "$OUT_DIR/b".into(),
+                    },
+                    Input::Env {
+                        name: "A".into(),
+                        value: Some("1".into()),
+                    },
+                    Input::Env {
+                        name: "B".into(),
+                        value: None,
+                    },
+                ],
             },
             ServerMessage::Expanded {
                 result: Err(ExpandFailure::Panicked(None)),
                 output: String::new(),
+                inputs: vec![],
             },
         ];
         for message in server {

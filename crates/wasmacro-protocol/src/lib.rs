@@ -7,12 +7,12 @@
 //!
 //! ```text
 //! shim                                   server
-//!  | Hello{version, component}  ------->  |  load the component
+//!  | Hello{version, component, grants} ->  |  load the component
 //!  |  <-------  Ready{macros} | Fatal     |
 //!  | Expand{macro, tokens, spans} ----->  |  run the guest
 //!  |  <-------  SpanQuery{..}             |  (guest asked for source text, …)
 //!  | SpanAnswer{..}  ------------------>  |
-//!  |  <-------  Expanded{result}          |
+//!  |  <-------  Expanded{result, inputs}  |
 //! ```
 //!
 //! This crate is compiled into every generated shim by invoking rustc
@@ -22,12 +22,14 @@
 #![warn(missing_docs)]
 
 mod codec;
+mod grants;
 
 pub use codec::{DecodeError, Decoder, Encoder, read_frame, write_frame};
+pub use grants::{ROOTS, env_matches, normalize};
 
 /// Bumped whenever a message changes shape. A shim and a server only talk if
 /// their versions are equal.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The WIT package every component is built against (`wit/wasmacro.wit`).
 pub const CONTRACT_PACKAGE: &str = "wasmacro:proc-macro";
@@ -38,6 +40,10 @@ pub const CONTRACT_VERSION: &str = "0.1.0";
 /// The environment variable through which `wasmacro rustc` tells the shims
 /// which `wasmacro` executable to start as their server.
 pub const SERVER_ENV: &str = "WASMACRO_SERVER";
+
+/// The environment variable through which `wasmacro rustc` names the file
+/// shims append what expansions read to (for rustc's dep-info).
+pub const INPUTS_ENV: &str = "WASMACRO_INPUTS";
 
 /// The largest frame either side accepts (256 MiB), so a corrupt length prefix
 /// cannot make the reader allocate without bound.
@@ -188,10 +194,85 @@ pub enum SpanAnswer {
     InvalidHandle(SpanHandle),
 }
 
+/// What a macro may read during one compilation, resolved by the shim from
+/// the crate's environment: the only files and variables its guest sees.
+///
+/// Paths are named relative to a root (`$CARGO_MANIFEST_DIR/templates`) in
+/// everything the guest's result depends on, so a project checked out
+/// elsewhere expands to the same bytes; only [`Root::path`] is absolute.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// The macro's package, as policies name it.
+    pub package: String,
+    /// The named roots of this compilation that exist.
+    pub roots: Vec<Root>,
+    /// Files and directories the guest may read (a directory: everything
+    /// below it), at their real locations.
+    pub read: Vec<ReadGrant>,
+    /// The environment variables the guest sees, sorted by name.
+    pub env: Vec<(String, String)>,
+    /// The variable names and patterns the policy grants (`CARGO_PKG_*`),
+    /// for messages.
+    pub env_patterns: Vec<String>,
+}
+
+/// A named root: `$CARGO_MANIFEST_DIR` and the like.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Root {
+    /// Its name, with the `$`.
+    pub name: String,
+    /// Its absolute path on this machine.
+    pub path: String,
+}
+
+/// One readable path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadGrant {
+    /// The index of its root in [`Grants::roots`].
+    pub root: u32,
+    /// The path below the root, `/`-separated, without `.` or `..`; empty
+    /// for the root itself.
+    pub relative: String,
+    /// Who granted it, for messages (`built in for askama_macros`).
+    pub origin: String,
+}
+
+/// Something an expansion read, named relative to its root.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Input {
+    /// A file, with the BLAKE3 of its contents.
+    File {
+        /// `$ROOT/relative/path`.
+        path: String,
+        /// Hex BLAKE3 of the contents.
+        digest: String,
+    },
+    /// A directory listed, with the BLAKE3 of its sorted entry names.
+    Directory {
+        /// `$ROOT/relative/path`.
+        path: String,
+        /// Hex BLAKE3 of the listing.
+        digest: String,
+    },
+    /// A path looked up that does not exist.
+    Missing {
+        /// `$ROOT/relative/path`.
+        path: String,
+    },
+    /// An environment variable, with its value (`None`: granted by name,
+    /// but not set).
+    Env {
+        /// The name.
+        name: String,
+        /// The value.
+        value: Option<String>,
+    },
+}
+
 /// A message from the shim to the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ShimMessage {
-    /// The first message: which component to serve.
+    /// The first message: which component to serve, and what it may read.
     Hello {
         /// [`PROTOCOL_VERSION`] of the shim.
         version: u32,
@@ -199,6 +280,8 @@ pub enum ShimMessage {
         component: String,
         /// The name of the macro crate, for messages.
         crate_name: String,
+        /// What the macro may read in this compilation.
+        grants: Grants,
     },
     /// Run one expansion.
     Expand(ExpandRequest),
@@ -222,5 +305,8 @@ pub enum ServerMessage {
         /// What the guest wrote to stdout and stderr, to forward to rustc's
         /// stderr.
         output: String,
+        /// What the expansion read, sorted, each once: the shim reports it
+        /// so rustc's dep-info makes cargo rebuild when it changes.
+        inputs: Vec<Input>,
     },
 }

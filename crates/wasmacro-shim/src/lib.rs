@@ -6,8 +6,9 @@
 //! Shims are cached by (component, rustc version, client sources): building
 //! one takes three rustc invocations, once per machine.
 //!
-//! It must never: put anything but the component's hash and declarations in a
-//! shim (no paths: the runtime is found through the environment at expansion
+//! It must never: put anything but the component's hash, declarations and
+//! grants in a shim (no absolute paths: grants name paths from roots, and the
+//! runtime and the roots are found through the environment at expansion
 //! time), or leave a half-written shim where a concurrent build could load it.
 
 #![warn(missing_docs)]
@@ -21,13 +22,24 @@ use wasmacro_protocol::{MacroDecl, MacroKind};
 /// needs no source checkout.
 const PROTOCOL_LIB: &str = include_str!("../../wasmacro-protocol/src/lib.rs");
 const PROTOCOL_CODEC: &str = include_str!("../../wasmacro-protocol/src/codec.rs");
+const PROTOCOL_GRANTS: &str = include_str!("../../wasmacro-protocol/src/grants.rs");
 const CLIENT_LIB: &str = include_str!("../../wasmacro-client/src/lib.rs");
+const CLIENT_GRANTS: &str = include_str!("../../wasmacro-client/src/grants.rs");
+
+/// Every embedded source, by its path in a shim's build directory.
+const SOURCES: [(&str, &str); 5] = [
+    ("protocol/lib.rs", PROTOCOL_LIB),
+    ("protocol/codec.rs", PROTOCOL_CODEC),
+    ("protocol/grants.rs", PROTOCOL_GRANTS),
+    ("client/lib.rs", CLIENT_LIB),
+    ("client/grants.rs", CLIENT_GRANTS),
+];
 
 /// A digest of the sources compiled into every shim: what changes when a new
 /// wasmacro makes different shims.
 pub fn embedded_sources_digest() -> String {
     let mut hasher = blake3::Hasher::new();
-    for text in [PROTOCOL_LIB, PROTOCOL_CODEC, CLIENT_LIB] {
+    for (_, text) in SOURCES {
         hasher.update(&(text.len() as u64).to_le_bytes());
         hasher.update(text.as_bytes());
     }
@@ -71,6 +83,21 @@ pub struct ShimSpec<'a> {
     /// The macro crate's edition (`2015` … `2024`): rustc gives expansions
     /// the edition of the crate defining the macro, which is the shim.
     pub edition: &'a str,
+    /// What the macro may read.
+    pub grants: &'a ShimGrants,
+}
+
+/// What a macro may read, as the project's policy grants it: paths relative
+/// to named roots (`$CARGO_MANIFEST_DIR`), never absolute, so a shim serves
+/// the same project wherever it is checked out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShimGrants {
+    /// The macro's package, as policies name it.
+    pub package: String,
+    /// Readable paths: root, path below it, who granted it.
+    pub read: Vec<(String, String, String)>,
+    /// Variable names, or prefixes ending in `*`.
+    pub env: Vec<String>,
 }
 
 /// Whether `name` is a plain (non-raw) Rust identifier: the shim source only
@@ -98,6 +125,21 @@ pub fn shim_source(spec: &ShimSpec<'_>) -> Result<String, ShimError> {
     let _ = writeln!(out, "use proc_macro::TokenStream;");
     let _ = writeln!(out, "const COMPONENT: &str = {:?};", spec.component);
     let _ = writeln!(out, "const CRATE: &str = {:?};", spec.crate_name);
+    let grants = spec.grants;
+    let read: Vec<String> = grants
+        .read
+        .iter()
+        .map(|(root, relative, origin)| format!("({root:?}, {relative:?}, {origin:?})"))
+        .collect();
+    let env: Vec<String> = grants.env.iter().map(|name| format!("{name:?}")).collect();
+    let _ = writeln!(
+        out,
+        "static GRANTS: ::wasmacro_client::GrantSpec<'static> = ::wasmacro_client::GrantSpec {{ \
+         package: {:?}, read: &[{}], env: &[{}] }};",
+        grants.package,
+        read.join(", "),
+        env.join(", ")
+    );
     for (index, decl) in spec.macros.iter().enumerate() {
         if !is_identifier(&decl.name) {
             return Err(ShimError::InvalidName(decl.name.clone()));
@@ -106,7 +148,7 @@ pub fn shim_source(spec: &ShimSpec<'_>) -> Result<String, ShimError> {
         let invocation = |kind: &str| {
             format!(
                 "::wasmacro_client::Invocation {{ component: COMPONENT, crate_name: CRATE, \
-                 macro_name: {name:?}, kind: ::wasmacro_client::Kind::{kind} }}"
+                 macro_name: {name:?}, kind: ::wasmacro_client::Kind::{kind}, grants: &GRANTS }}"
             )
         };
         match decl.kind {
@@ -162,13 +204,10 @@ pub fn ensure_shim(
             source,
         })?;
     let mut key = blake3::Hasher::new();
-    for part in [
-        &version.stdout[..],
-        PROTOCOL_LIB.as_bytes(),
-        PROTOCOL_CODEC.as_bytes(),
-        CLIENT_LIB.as_bytes(),
-        source.as_bytes(),
-    ] {
+    let parts = std::iter::once(&version.stdout[..])
+        .chain(SOURCES.iter().map(|(_, text)| text.as_bytes()))
+        .chain([source.as_bytes()]);
+    for part in parts {
         key.update(&(part.len() as u64).to_le_bytes());
         key.update(part);
     }
@@ -189,13 +228,10 @@ pub fn ensure_shim(
         .tempdir_in(shims_dir)
         .map_err(io("could not create a shim build directory"))?;
     let out = staging.path();
-    std::fs::create_dir_all(out.join("protocol")).map_err(io("could not write shim sources"))?;
-    for (path, text) in [
-        ("protocol/lib.rs", PROTOCOL_LIB),
-        ("protocol/codec.rs", PROTOCOL_CODEC),
-        ("client.rs", CLIENT_LIB),
-        ("shim.rs", source.as_str()),
-    ] {
+    for dir in ["protocol", "client"] {
+        std::fs::create_dir_all(out.join(dir)).map_err(io("could not write shim sources"))?;
+    }
+    for (path, text) in SOURCES.into_iter().chain([("shim.rs", source.as_str())]) {
         std::fs::write(out.join(path), text).map_err(io("could not write shim sources"))?;
     }
     let compile = |step: &'static str, args: &[&str]| -> Result<(), ShimError> {
@@ -240,7 +276,7 @@ pub fn ensure_shim(
             "2024",
             "--crate-type",
             "rlib",
-            "client.rs",
+            "client/lib.rs",
             "--extern",
             "wasmacro_protocol=libwasmacro_protocol.rlib",
         ],
@@ -304,13 +340,26 @@ mod tests {
                 helper_attributes: vec![],
             },
         ];
+        let grants = ShimGrants {
+            package: "m-pkg".into(),
+            read: vec![(
+                "$CARGO_MANIFEST_DIR".into(),
+                "templates".into(),
+                "a \"quoted\" origin".into(),
+            )],
+            env: vec!["CARGO_PKG_*".into()],
+        };
         let source = shim_source(&ShimSpec {
             crate_name: "m",
             component: "00",
             macros: &macros,
             edition: "2021",
+            grants: &grants,
         })
         .unwrap();
+        assert!(source.contains(
+            r#"package: "m-pkg", read: &[("$CARGO_MANIFEST_DIR", "templates", "a \"quoted\" origin")], env: &["CARGO_PKG_*"]"#
+        ));
         assert!(source.contains("#[proc_macro_derive(Serialize, attributes(serde))]"));
         assert!(source.contains("#[proc_macro_attribute]\npub fn route("));
         assert!(source.contains("#[proc_macro]\npub fn html("));
@@ -329,6 +378,7 @@ mod tests {
                 component: "00",
                 macros: &macros,
                 edition: "2021",
+                grants: &ShimGrants::default(),
             };
             assert!(
                 matches!(shim_source(&spec), Err(ShimError::InvalidName(_))),

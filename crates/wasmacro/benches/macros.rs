@@ -830,6 +830,7 @@ fn server_side(cache: &Path, component: &Path, runs: usize, only: Option<wasmacr
                 version: wasmacro_protocol::PROTOCOL_VERSION,
                 component: hash.to_string(),
                 crate_name: "serde_derive".into(),
+                grants: Default::default(),
             };
             wasmacro_protocol::write_frame(&mut stream, &hello.encode()).unwrap();
             for request in &requests {

@@ -7,9 +7,12 @@
 //! change a rustc or cargo exit code, or write to the user's `Cargo.lock`.
 
 mod cargo_command;
+mod dep_info;
 mod expand;
+pub mod grants;
 mod macro_unit;
 pub mod policy;
+mod policy_command;
 mod rustc_wrapper;
 mod status;
 
@@ -111,6 +114,16 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Show where each proc macro of the project runs and what it may read
+    /// (the project's policy, its authors' declarations, the built-in grants).
+    Policy {
+        /// The project's manifest (default: the current directory's).
+        #[arg(long)]
+        manifest_path: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Look after the cache: `stats`, `verify`, `gc`.
     Cache {
         #[command(subcommand)]
@@ -185,6 +198,10 @@ pub fn main() -> ExitCode {
         Command::Cargo { args } => cargo_command::run(args),
         Command::Serve => serve().map(|()| ExitCode::SUCCESS),
         Command::Cache { action } => cache_command(action),
+        Command::Policy {
+            manifest_path,
+            json,
+        } => policy_command::run(manifest_path.as_deref(), json).map(|()| ExitCode::SUCCESS),
     })
 }
 

@@ -7,6 +7,7 @@
 //! (`--emit=dep-info,metadata`): its own diagnostics and the dep-info cargo
 //! fingerprints with are exactly the native build's.
 
+use crate::grants;
 use crate::policy::{Placement, Policy, author_opted_in};
 use crate::rustc_wrapper::exit_code;
 use crate::status;
@@ -128,10 +129,9 @@ fn compile_unit(command: &[OsString], unit: &MacroUnit, workspace: &Path) -> Res
         Ok(value) => Policy::from_env(&value)?,
         Err(_) => Policy::of_workspace(workspace)?,
     };
-    let opted_in = std::fs::read_to_string(unit.manifest_dir.join("Cargo.toml"))
-        .map(|text| author_opted_in(&text))
-        .unwrap_or(false);
-    let placement = policy.place(&unit.package, opted_in);
+    let manifest = std::fs::read_to_string(unit.manifest_dir.join("Cargo.toml"))
+        .with_context(|| format!("reading the manifest of {}", unit.describe()))?;
+    let placement = policy.place(&unit.package, author_opted_in(&manifest));
     if !matches!(placement, Placement::Wasm(_)) {
         return compile_native(command, unit, placement);
     }
@@ -139,8 +139,14 @@ fn compile_unit(command: &[OsString], unit: &MacroUnit, workspace: &Path) -> Res
     let cache = CacheDir::from_env();
     cache.ensure_writable()?;
     status::print("Compiling", &format!("{} (wasm)", unit.describe()));
-    let sandboxed = policy.sandboxed(&unit.package);
-    let component = match component_for(command, unit, workspace, &cache, sandboxed) {
+    let author = grants::declared_by_author(&manifest).with_context(|| {
+        format!(
+            "{}: its `[package.metadata.wasmacro]` declares invalid grants",
+            unit.describe()
+        )
+    })?;
+    let grants = grants::effective(&unit.package, &author, policy.grants_of(&unit.package));
+    let component = match component_for(command, unit, workspace, &cache, &grants) {
         Ok(component) => component,
         Err(reason) => {
             if std::env::var_os(STRICT_ENV).is_some() {
@@ -189,7 +195,7 @@ fn component_for(
     unit: &MacroUnit,
     workspace: &Path,
     cache: &CacheDir,
-    sandboxed: bool,
+    grants: &wasmacro_shim::ShimGrants,
 ) -> Result<UnitComponent, String> {
     let rustc = real_rustc(command);
     let runtime = Runtime::new(cache.clone(), RuntimeConfig::default())
@@ -222,23 +228,15 @@ fn component_for(
     };
     let built = wasmacro_build::build_component_with_progress(&options, &runtime, &progress)
         .map_err(|e| one_line_reason(&e, &unit.manifest_dir))?;
-    let ambient = built
-        .imports
-        .iter()
-        .find(|i| i.starts_with("wasi:filesystem/") || i.starts_with("wasi:sockets/"));
-    if let Some(import) = ambient.filter(|_| !sandboxed) {
-        let needs = if import.starts_with("wasi:filesystem/") {
-            "the filesystem"
-        } else {
-            "the network"
-        };
-        return Err(format!("it needs {needs} (imports {import})"));
-    }
+    // A component that imports the filesystem or sockets still runs here:
+    // the sandbox gives it what its grants name, and refuses the rest with
+    // an error naming the path.
     let spec = wasmacro_shim::ShimSpec {
         crate_name: &unit.crate_name,
         component: built.hash.as_str(),
         macros: &built.macros,
         edition: wasmacro_host::edition::shim_edition(&built.bytes),
+        grants,
     };
     let shim = wasmacro_shim::ensure_shim(&rustc, &cache.root().join("shims"), &spec)
         .map_err(|e| format!("its shim did not compile: {e}"))?;

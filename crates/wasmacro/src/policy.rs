@@ -1,22 +1,24 @@
-//! Which proc macros run as wasm: the project's policy
-//! (`[workspace.metadata.wasmacro]`, or the root package's
+//! Which proc macros run as wasm and what they may read: the project's
+//! policy (`[workspace.metadata.wasmacro]`, or the root package's
 //! `[package.metadata.wasmacro]`) and the macro author's opt-in
 //! (`[package.metadata.wasmacro] wasm = true` in the macro's own manifest).
 //!
 //! ```toml
 //! [workspace.metadata.wasmacro]
 //! run = "all"                 # or "opted-in", or ["serde_derive", "thiserror-impl"]
-//! deny = ["sqlx-macros"]      # never run as wasm
-//! sandbox = ["my-macros"]     # run as wasm even if it imports the filesystem
-//!                             # or the network: the sandbox refuses at run time
+//! deny = ["sqlx-macros"]      # run natively: the only way out of the sandbox
+//!
+//! [workspace.metadata.wasmacro.grants]   # what macros may read; see `grants`
+//! askama_macros = { read = ["$CARGO_MANIFEST_DIR/templates"] }
 //!
 //! [workspace.metadata.wasmacro.limits]   # per expansion; see `Limits`
 //! fuel = 20_000_000_000
 //! memory = "2GiB"
 //! ```
 
+use crate::grants::{GrantDecl, ProjectGrant};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use wasmacro_host::Limits;
 
 /// Which macros the policy runs as wasm.
@@ -41,11 +43,9 @@ pub struct Policy {
     pub run: RunSet,
     /// Packages that never run as wasm.
     pub deny: BTreeSet<String>,
-    /// Packages that run as wasm even when their component imports the
-    /// filesystem or sockets (which otherwise makes them fall back): they get
-    /// none, and an attempt fails the expansion with an error saying so.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub sandbox: BTreeSet<String>,
+    /// What the project grants each macro package, by package name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub grants: BTreeMap<String, ProjectGrant>,
     /// The `limits` table in [`Limits`]' text form, or empty for the
     /// defaults. Part of the policy so that cargo tracks it: new limits can
     /// change what a macro does, so they rebuild the proc-macro units.
@@ -151,10 +151,48 @@ impl Policy {
                     policy.deny = names(list).map_err(|r| error(format!("`deny`: {r}")))?;
                 }
                 "sandbox" => {
-                    let list = value.as_array().ok_or_else(|| {
-                        error("`sandbox` must be a list of package names".to_string())
+                    return Err(error(
+                        "`sandbox` is no longer needed: every macro runs in the sandbox unless \
+                         `deny` names it, and reads only what `grants` allow"
+                            .to_string(),
+                    ));
+                }
+                "grants" => {
+                    let table = value.as_table_like().ok_or_else(|| {
+                        error("`grants` must be a table of package names".to_string())
                     })?;
-                    policy.sandbox = names(list).map_err(|r| error(format!("`sandbox`: {r}")))?;
+                    for (package, value) in table.iter() {
+                        let entry = value.as_table_like().ok_or_else(|| {
+                            error(format!(
+                                "`grants.{package}` must be a table, e.g. \
+                                 `{package} = {{ read = [\"$CARGO_MANIFEST_DIR/templates\"] }}`"
+                            ))
+                        })?;
+                        let mut defaults = true;
+                        for (key, value) in entry.iter() {
+                            match key {
+                                "read" | "env" => {}
+                                "defaults" => {
+                                    defaults = value.as_bool().ok_or_else(|| {
+                                        error(format!(
+                                            "`grants.{package}.defaults` must be true or false"
+                                        ))
+                                    })?;
+                                }
+                                other => {
+                                    return Err(error(format!(
+                                        "unknown key `{other}` in `grants.{package}` (expected \
+                                         `read`, `env` or `defaults`)"
+                                    )));
+                                }
+                            }
+                        }
+                        let grants = GrantDecl::from_table(entry)
+                            .map_err(|e| error(format!("`grants.{package}`: {e}")))?;
+                        policy
+                            .grants
+                            .insert(package.to_string(), ProjectGrant { grants, defaults });
+                    }
                 }
                 "limits" => {
                     let table = value.as_table_like().ok_or_else(|| {
@@ -182,13 +220,13 @@ impl Policy {
                     }
                     policy.limits = limits.to_string();
                 }
-                // The author's opt-in lives in the same table of a macro
-                // package's own manifest.
-                "wasm" => {}
+                // The author's opt-in and grants live in the same table of a
+                // macro package's own manifest.
+                "wasm" | "read" | "env" => {}
                 other => {
                     return Err(error(format!(
                         "unknown key `{other}` in [metadata.wasmacro] (expected `run`, `deny`, \
-                         `sandbox` or `limits`)"
+                         `grants` or `limits`)"
                     )));
                 }
             }
@@ -209,19 +247,15 @@ impl Policy {
         })
     }
 
-    /// Whether `package` stays in the sandbox even if it imports the
-    /// filesystem or sockets.
-    pub fn sandboxed(&self, package: &str) -> bool {
-        self.sandbox.contains(package)
+    /// What the project says about `package`'s grants.
+    pub fn grants_of(&self, package: &str) -> Option<&ProjectGrant> {
+        self.grants.get(package)
     }
 
     /// Where `package` runs, given whether its author opted in.
     pub fn place(&self, package: &str, author_opted_in: bool) -> Placement {
         if self.deny.contains(package) {
             return Placement::Native("denied by the project's policy".into());
-        }
-        if self.sandbox.contains(package) {
-            return Placement::Wasm("sandboxed by the project's policy".into());
         }
         match &self.run {
             RunSet::All => Placement::Wasm("policy: all".into()),

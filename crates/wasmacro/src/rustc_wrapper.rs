@@ -75,10 +75,13 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
     } else {
         None
     };
+    let inputs = tempfile::tempdir().context("creating a directory for macro inputs")?;
+    let inputs_file = inputs.path().join("inputs");
     let mut command = Command::new(&rustc);
     command
         .args(&out)
         .env(wasmacro_protocol::SERVER_ENV, server)
+        .env(wasmacro_protocol::INPUTS_ENV, &inputs_file)
         .env(CacheDir::ENV, cache.root());
     if let Some(dir) = &stats_dir {
         command.env(STATS_ENV, dir.path());
@@ -86,6 +89,12 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
     let status = command
         .status()
         .with_context(|| format!("running {}", rustc.display()))?;
+    if status.success()
+        && let Some(dep_info) = crate::dep_info::dep_info_path(rest)
+    {
+        crate::dep_info::add_inputs(&dep_info, &inputs_file)
+            .with_context(|| format!("adding what wasm macros read to {}", dep_info.display()))?;
+    }
     if let Some(dir) = &stats_dir {
         print_summary(rest, dir.path());
     }
@@ -266,11 +275,20 @@ fn rewrite_extern(
     let loaded = runtime
         .load(&hash)
         .with_context(|| format!("loading proc-macro component {path}"))?;
+    // A build system names crates, not packages: the built-in grants of a
+    // package whose crate has this name apply.
+    let package = crate::grants::BUILT_IN
+        .iter()
+        .map(|(package, _, _)| *package)
+        .find(|package| package.replace('-', "_") == crate_name)
+        .unwrap_or(crate_name);
+    let grants = crate::grants::effective(package, &Default::default(), None);
     let spec = ShimSpec {
         crate_name,
         component: hash.as_str(),
         macros: loaded.declarations(),
         edition: wasmacro_host::edition::shim_edition(&bytes),
+        grants: &grants,
     };
     let shim = wasmacro_shim::ensure_shim(rustc, &cache.root().join("shims"), &spec)
         .with_context(|| format!("making the native shim for {path}"))?;

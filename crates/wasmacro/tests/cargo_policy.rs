@@ -1,24 +1,29 @@
 //! `cargo wasmacro` on a project mixing wasm and native proc macros (the
-//! `mixed` fixture): the policy's `deny` list, the fallback of a macro that
-//! needs the filesystem, and `--strict`.
+//! `mixed` fixture): the policy's `deny` list, a macro reading what its
+//! author and the project grant (and cargo rebuilding when that changes),
+//! and `--strict`.
 
 mod support;
 
-use support::{Cargo, cargo_in, project_copy, summary, text};
+use support::{Cargo, cargo_in, cargo_in_with, project_copy, summary, text};
 
 #[test]
-fn mixed_project_builds_and_strict_names_the_native_macro() {
+fn mixed_project_builds_and_macros_read_only_what_is_granted() {
     let dir = project_copy("mixed");
-    // A fresh target directory: the fallback warning and the summary's
-    // reasons are those of units compiled in this run, not found fresh.
+    // A fresh target directory: the summary's reasons are those of units
+    // compiled in this run, not found fresh.
     let scratch = tempfile::tempdir().unwrap();
     let target = scratch.path().join("wasm");
     let target = target.to_str().unwrap();
-    let run = cargo_in(
-        &dir,
-        Cargo::Wasmacro,
-        &["run", "--locked", "--target-dir", target],
-    );
+    let run_wasm = |env: &[(&str, &str)]| {
+        cargo_in_with(
+            &dir,
+            Cargo::Wasmacro,
+            &["--strict", "run", "--locked", "--target-dir", target],
+            env,
+        )
+    };
+    let run = run_wasm(&[]);
     let stderr = text(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     assert_eq!(text(&run.stdout), "42 42 hello from a file\n\n");
@@ -33,6 +38,9 @@ fn mixed_project_builds_and_strict_names_the_native_macro() {
             .clone()
     };
     assert_eq!(row("pure-macros").1, "wasm");
+    // It imports the filesystem, and runs as wasm anyway: `--strict`
+    // accepts the run.
+    assert_eq!(row("fs-macros").1, "wasm");
     assert_eq!(
         row("denied-macros"),
         (
@@ -41,46 +49,22 @@ fn mixed_project_builds_and_strict_names_the_native_macro() {
             "denied by the project's policy".into()
         )
     );
-    let fs = row("fs-macros");
-    assert_eq!(fs.1, "native");
-    assert!(fs.2.starts_with("it needs the filesystem"), "{fs:?}");
-    assert!(
-        stderr.contains("warning: fs-macros v0.1.0 runs natively: it needs the filesystem"),
-        "{stderr}"
-    );
 
-    // Fresh units: `--strict` checks what the earlier build recorded.
-    let strict = cargo_in(
-        &dir,
-        Cargo::Wasmacro,
-        &["--strict", "build", "--locked", "--target-dir", target],
-    );
-    let stderr = text(&strict.stderr);
-    assert!(!strict.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("`--strict`: these proc macros run natively: fs-macros v0.1.0"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("denied-macros v0.1.0 ("), "{stderr}");
+    // The file the macro read is in the crate's dep-info: an edit rebuilds
+    // the crate and the new text shows. Plain cargo, whose native macro
+    // cannot tell rustc what it read, keeps the stale text.
+    std::fs::write(dir.join("greeting.txt"), "hello again\n").unwrap();
+    let run = run_wasm(&[]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(text(&run.stdout), "42 42 hello again\n\n");
+    let native = cargo_in(&dir, Cargo::Plain, &["run", "--locked"]);
+    assert_eq!(text(&native.stdout), "42 42 hello from a file\n\n");
 
-    // From scratch: the wrapper refuses the fallback while compiling.
-    let target = scratch.path().join("strict");
-    let target = target.to_str().unwrap();
-    let strict = cargo_in(
-        &dir,
-        Cargo::Wasmacro,
-        &["--strict", "build", "--locked", "--target-dir", target],
-    );
-    let stderr = text(&strict.stderr);
-    assert!(!strict.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("`fs-macros v0.1.0` cannot run as wasm (it needs the filesystem"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("`--strict` forbids running it natively"),
-        "{stderr}"
-    );
+    // So is the granted variable: setting it rebuilds; an ungranted one is
+    // never seen.
+    let run = run_wasm(&[("MIXED_GREETING_NAME", "Ferris")]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(text(&run.stdout), "42 42 hello again, Ferris\n");
 }
 
 #[test]
@@ -143,4 +127,50 @@ fn a_failed_wasm_build_names_the_compiler_error_and_the_log() {
         .unwrap_or_else(|| panic!("no log path in {warning}"));
     let log = std::fs::read_to_string(log).unwrap();
     assert!(log.contains("refuses wasm targets"), "{log}");
+}
+
+#[test]
+fn the_policy_command_shows_what_each_macro_may_read_and_who_granted_it() {
+    let dir = project_copy("mixed");
+    let output = support::wasmacro()
+        .current_dir(&dir)
+        .args(["policy", "--json"])
+        .env("CARGO", env!("CARGO"))
+        .output()
+        .expect("wasmacro runs");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let package = |name: &str| {
+        report["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["package"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {report:#}"))
+            .clone()
+    };
+    let fs = package("fs-macros");
+    assert_eq!(fs["placement"]["runs"], "wasm");
+    assert_eq!(
+        fs["read"],
+        serde_json::json!([{
+            "path": "$CARGO_MANIFEST_DIR/greeting.txt",
+            "origin": "declared by fs-macros's author"
+        }])
+    );
+    let env: Vec<&str> = fs["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(env.contains(&"MIXED_GREETING_NAME"), "{env:?}");
+    assert!(env.contains(&"CARGO_PKG_*"), "{env:?}");
+    assert_eq!(package("pure-macros")["read"], serde_json::json!([]));
+    assert_eq!(package("denied-macros")["placement"]["runs"], "native");
+    let built_in = report["built_in"].as_array().unwrap();
+    assert!(
+        built_in.iter().any(|b| b[0] == "askama_macros"),
+        "{built_in:?}"
+    );
 }

@@ -20,42 +20,47 @@ const CASES: &[(&str, &[&str])] = &[
     (
         "read_file_absolute",
         &[
-            "proc macro panicked",
-            "the sandbox has no filesystem",
-            "help:",
+            "`read_file` of `hostile_macros` (wasm)",
+            "the macro tried to read `/etc/passwd`, which no grant covers",
+            "help: grants name paths below `$CARGO_MANIFEST_DIR`",
         ],
     ),
     (
         "read_file_relative",
         &[
-            "proc macro panicked",
-            "the sandbox has no filesystem",
-            "help:",
+            "`read_file` of `hostile_macros` (wasm)",
+            // wasi-libc resolves a relative path from `/`.
+            "the macro tried to read `/Cargo.toml`, which no grant covers",
+            "help: grants name paths below",
         ],
     ),
     (
         "read_file_in_manifest_dir",
         &[
-            "proc macro panicked",
-            "the sandbox has no filesystem",
-            "read environment variables",
-            "help:",
+            "`read_file_in_manifest_dir` of `hostile_macros` (wasm)",
+            "hostile/Cargo.toml`, which no grant covers",
+            // The exact policy line that would grant it.
+            "[workspace.metadata.wasmacro.grants]",
+            "hostile-macros = { read = [\"$CARGO_MANIFEST_DIR/Cargo.toml\"] }",
         ],
     ),
     (
         "write_file",
         &[
-            "proc macro panicked",
-            "the sandbox has no filesystem",
-            "help:",
+            "`write_file` of `hostile_macros` (wasm)",
+            "the macro tried to write to `/tmp/",
+            "but the sandbox is read-only",
+            "help: macros are never granted writing",
         ],
     ),
     (
         "read_env",
         &[
             "proc macro panicked",
-            "read environment variables, but the sandbox has none",
-            "help:",
+            "reading the variable: NotPresent",
+            "it read its environment, which in the sandbox holds only the variables granted to \
+             it (CARGO_PKG_*, CARGO_CRATE_NAME",
+            "hostile-macros = { env = [\"NAME\"] }",
         ],
     ),
     (
@@ -257,7 +262,7 @@ fn every_hostile_macro_gets_a_clear_error_and_nothing_escapes() {
     assert!(!stderr.contains("internal compiler error"), "{stderr}");
     assert!(!stderr.contains("SIGSEGV"), "{stderr}");
     assert!(
-        stderr.contains("hostile-macros v0.1.0  wasm    sandboxed by the project's policy"),
+        stderr.contains("hostile-macros v0.1.0  wasm    policy: all"),
         "{stderr}"
     );
 

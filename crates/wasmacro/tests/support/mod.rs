@@ -343,11 +343,16 @@ fn sync_tree(from: &Path, to: &Path) {
 /// Runs `cargo ARGS` (or `cargo wasmacro ARGS`) in `dir`, isolated from the
 /// environment of the cargo running the tests.
 pub fn cargo_in(dir: &Path, mode: Cargo, args: &[&str]) -> Output {
-    cargo_in_with(dir, mode, args, &[])
+    cargo_in_with::<&str>(dir, mode, args, &[])
 }
 
 /// [`cargo_in`] with more environment variables (a cache of its own, …).
-pub fn cargo_in_with(dir: &Path, mode: Cargo, args: &[&str], env: &[(&str, &Path)]) -> Output {
+pub fn cargo_in_with<V: AsRef<std::ffi::OsStr>>(
+    dir: &Path,
+    mode: Cargo,
+    args: &[&str],
+    env: &[(&str, V)],
+) -> Output {
     let mut command = match mode {
         Cargo::Plain => Command::new(env!("CARGO")),
         Cargo::Wasmacro => {
