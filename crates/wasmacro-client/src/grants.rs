@@ -78,10 +78,15 @@ pub fn record(grants: &Grants, inputs: &[Input]) {
                     text.push_str(&format!("path {path}\n"));
                 }
             }
+            // The value as this process has it: the server names paths
+            // from their roots.
             Input::Env {
                 name,
-                value: Some(value),
+                value: Some(_),
             } => {
+                let Some((_, value)) = grants.env.iter().find(|(n, _)| n == name) else {
+                    continue;
+                };
                 let escaped = value
                     .replace('\\', "\\\\")
                     .replace('\n', "\\n")

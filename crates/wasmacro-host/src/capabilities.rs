@@ -105,9 +105,12 @@ impl Capabilities {
     pub(crate) fn inputs(&self) -> Vec<Input> {
         let mut inputs: BTreeSet<Input> = self.inputs.clone();
         if self.environment_read {
+            // A value that is a path below a root (`CARGO_MANIFEST_DIR`,
+            // `OUT_DIR`) is named from it, as read paths are: the record
+            // stays the same wherever the project is checked out.
             inputs.extend(self.grants.env.iter().map(|(name, value)| Input::Env {
                 name: name.clone(),
-                value: Some(value.clone()),
+                value: Some(self.grants.name_of(value).unwrap_or_else(|| value.clone())),
             }));
             // A variable granted by name but not set was read too: its
             // absence decided the result as much as a value would.

@@ -260,7 +260,7 @@ pub enum Input {
         path: String,
     },
     /// An environment variable, with its value (`None`: granted by name,
-    /// but not set).
+    /// but not set; a path below a root is named from it).
     Env {
         /// The name.
         name: String,

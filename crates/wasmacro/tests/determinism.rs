@@ -1,8 +1,9 @@
 //! The same project built twice — in different directories, with different
 //! target directories and different component caches — gives byte-identical
 //! components and byte-identical expansions (`WASMACRO_EXPANSION_LOG` records
-//! a hash of every expansion's request and result), including the macros that
-//! read the clock, draw random numbers and iterate a `HashMap`.
+//! a hash of every expansion's request and result, which includes what it
+//! read), including the macros that read the clock, draw random numbers,
+//! iterate a `HashMap` and read a granted file.
 
 mod support;
 
@@ -16,7 +17,7 @@ struct Build {
     outputs: Vec<String>,
 }
 
-const EXAMPLES: [&str; 3] = ["clock", "hash_order", "random"];
+const EXAMPLES: [&str; 4] = ["clock", "hash_order", "random", "read_granted"];
 
 /// Builds the hostile fixture's deterministic examples under `prefix`, from
 /// an empty cache.

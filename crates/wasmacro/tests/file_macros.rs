@@ -96,9 +96,24 @@ fn edits_to_what_macros_read_rebuild_under_wasmacro() {
 
     // Each edit, and the line that must show it.
     let edits = [
-        ("templates/greeting.html", "Hello", "Howdy", "Howdy, Ferris!"),
-        ("assets/one.txt", "asset one", "asset uno", "asset one.txt: asset uno"),
-        ("src/list.pest", "ASCII_ALPHANUMERIC+", "ASCII_DIGIT+", "list: Err("),
+        (
+            "templates/greeting.html",
+            "Hello",
+            "Howdy",
+            "Howdy, Ferris!",
+        ),
+        (
+            "assets/one.txt",
+            "asset one",
+            "asset uno",
+            "asset one.txt: asset uno",
+        ),
+        (
+            "src/list.pest",
+            "ASCII_ALPHANUMERIC+",
+            "ASCII_DIGIT+",
+            "list: Err(",
+        ),
         ("data/a.txt", "data a", "data A", "data a.txt: data A"),
         ("data/c.txt", "", "data c\n", "data c.txt: data c"),
     ];

@@ -166,7 +166,7 @@ const CASES: &[(&str, &[&str])] = &[
 ];
 
 /// Cases that must compile and print the same on every run.
-const DETERMINISTIC: &[&str] = &["clock", "hash_order", "random"];
+const DETERMINISTIC: &[&str] = &["clock", "hash_order", "random", "read_granted"];
 
 const SECRET_VAR: &str = "WASMACRO_HOSTILE_SECRET";
 /// The paths the examples name, replaced by paths of this run.
@@ -323,6 +323,8 @@ fn every_hostile_macro_gets_a_clear_error_and_nothing_escapes() {
     for case in DETERMINISTIC {
         assert!(!errors.contains_key(*case), "{case}: {}", errors[*case]);
     }
+    // The one file its author grants is read.
+    assert_eq!(run_example(&dir, "read_granted"), "granted contents\n\n");
 }
 
 fn run_example(dir: &Path, name: &str) -> String {
