@@ -4,11 +4,12 @@
 #
 #   crate  version  outcome  seconds  reason
 #
-# outcome is `wasm` (it builds and imports nothing ambient: it runs sandboxed),
-# `needs-fs` / `needs-net` (it builds, but imports wasi:filesystem/* or
-# wasi:sockets/*, so `cargo wasmacro` runs it natively), or `fails` (no
-# component: the reason is rustc's first error, or why the version could not
-# be resolved). A last line, starting with `#`, sums it up.
+# outcome is `wasm` (it builds and imports nothing ambient), `needs-fs` /
+# `needs-net` (it builds, but imports wasi:filesystem/* or wasi:sockets/*: it
+# runs in the sandbox too, reading what its grants allow; a socket fails its
+# expansion), or `fails` (no component: the reason is rustc's first error, or
+# why the version could not be resolved). A last line, starting with `#`, sums
+# it up.
 #
 #   scripts/compat-survey.sh                      # the whole list below
 #   scripts/compat-survey.sh paste serde_derive   # only these (NAME[@REQ][+FEATURES])
@@ -308,6 +309,6 @@ awk -F'\t' -v run="$RUN_SECONDS" '
     built = count["wasm"] + count["needs-fs"] + count["needs-net"]
     pct = total ? 100 * built / total : 0
     wpct = total ? 100 * count["wasm"] / total : 0
-    printf "# summary: %d of %d build as components (%.1f%%); %d of %d run sandboxed (%.1f%%): wasm %d, needs-fs %d, needs-net %d, fails %d; builds took %.0fs, this run %ds\n",
+    printf "# summary: %d of %d build as components (%.1f%%); %d of %d import nothing ambient (%.1f%%): wasm %d, needs-fs %d, needs-net %d, fails %d; builds took %.0fs, this run %ds\n",
       built, total, pct, count["wasm"], total, wpct, count["wasm"], count["needs-fs"], count["needs-net"], count["fails"], seconds, run
   }' "$OUT" | tee -a "$OUT"
