@@ -101,9 +101,9 @@ pub struct ServeStats {
 }
 
 /// An expansion identified by content: BLAKE3 of the encoded request and of
-/// the encoded result (tokens with their span handles, or the error, and
-/// what the guest printed). Equal digests across builds mean byte-identical
-/// expansions.
+/// the encoded result (tokens with their span handles, or the error, what
+/// the guest printed and what it read), and what it read. Equal digests
+/// across builds mean byte-identical expansions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExpansionDigest {
     /// The macro expanded.
@@ -112,6 +112,8 @@ pub struct ExpansionDigest {
     pub input: blake3::Hash,
     /// Hash of the result.
     pub output: blake3::Hash,
+    /// What the expansion read, named from its roots, with content digests.
+    pub read: Vec<wasmacro_protocol::Input>,
 }
 
 /// How long past its `timeout` an expansion may run before the server gives
@@ -238,6 +240,7 @@ pub fn serve_with_stats(
         });
         let mut failed = result.is_err();
         let printed = output.len() as u64;
+        let read = inputs.clone();
         let mut bytes = ServerMessage::Expanded {
             result,
             output,
@@ -270,6 +273,7 @@ pub fn serve_with_stats(
             macro_name: request.macro_name.clone(),
             input: input_digest,
             output: blake3::hash(&bytes),
+            read,
         });
         on_expansion(&stats);
         let mut channel = lock(&channel);

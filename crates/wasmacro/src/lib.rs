@@ -443,15 +443,37 @@ fn serve() -> Result<()> {
 }
 
 /// A file to which every server appends one line per expansion: crate,
-/// macro, and the BLAKE3 of its request and of its result. Two builds with
-/// equal logs (as sorted lines) expanded every macro to the same bytes.
+/// macro, the BLAKE3 of its request and of its result, and what it read
+/// (`PATH#DIGEST` for a file or a directory listing, `NAME=VALUE` for a
+/// variable, `PATH (missing)`; paths from their roots, space-separated). Two
+/// builds with equal logs (as sorted lines) expanded every macro to the same
+/// bytes from the same inputs.
 pub const EXPANSION_LOG_ENV: &str = "WASMACRO_EXPANSION_LOG";
 
 fn log_expansion(log: &Path, crate_name: &str, digest: &wasmacro_host::server::ExpansionDigest) {
     use std::io::Write as _;
+    use wasmacro_protocol::Input;
+    let read: Vec<String> = digest
+        .read
+        .iter()
+        .map(|input| match input {
+            Input::File { path, digest } | Input::Directory { path, digest } => {
+                format!("{path}#{digest}")
+            }
+            Input::Missing { path } => format!("{path} (missing)"),
+            Input::Env {
+                name,
+                value: Some(value),
+            } => format!("{name}={}", value.escape_debug()),
+            Input::Env { name, value: None } => format!("{name} (unset)"),
+        })
+        .collect();
     let line = format!(
-        "{crate_name}\t{}\t{}\t{}\n",
-        digest.macro_name, digest.input, digest.output
+        "{crate_name}\t{}\t{}\t{}\t{}\n",
+        digest.macro_name,
+        digest.input,
+        digest.output,
+        read.join(" ")
     );
     // One `write` of a short line to a file opened for appending: lines from
     // concurrent servers do not interleave.

@@ -92,5 +92,20 @@ fn builds_in_different_places_give_identical_components_and_expansions() {
         first.expansions
     );
     assert_eq!(first.expansions, second.expansions, "expansions differ");
+    // What an expansion read joins its line, named from its root, with the
+    // content's digest: the same at both paths.
+    let granted = format!(
+        "$CARGO_MANIFEST_DIR/examples/granted.txt#{}",
+        blake3::hash(b"granted contents\n").to_hex()
+    );
+    assert!(
+        first
+            .expansions
+            .iter()
+            .any(|line| line.starts_with("hostile_macros\tread_granted\t")
+                && line.contains(&granted)),
+        "{:#?}",
+        first.expansions
+    );
     assert_eq!(first.outputs, second.outputs);
 }
