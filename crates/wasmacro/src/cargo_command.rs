@@ -51,6 +51,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
     let metadata = metadata(&cargo, &args)?;
     let workspace = metadata.workspace_root.as_std_path().to_path_buf();
     let policy = Policy::of_workspace(&workspace)?;
+    let strict = strict || policy.strict;
 
     let exe = std::env::current_exe().context("locating the wasmacro executable")?;
     let session = tempfile::tempdir().context("creating a session directory")?;

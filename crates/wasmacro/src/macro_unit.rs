@@ -149,9 +149,10 @@ fn compile_unit(command: &[OsString], unit: &MacroUnit, workspace: &Path) -> Res
     let component = match component_for(command, unit, workspace, &cache, &grants) {
         Ok(component) => component,
         Err(reason) => {
-            if std::env::var_os(STRICT_ENV).is_some() {
+            if std::env::var_os(STRICT_ENV).is_some() || policy.strict {
                 bail!(
-                    "`{}` cannot run as wasm ({reason}); `--strict` forbids running it natively",
+                    "`{}` cannot run as wasm ({reason}); `--strict` (or the policy's `strict = true`) \
+                     forbids running it natively",
                     unit.describe()
                 );
             }

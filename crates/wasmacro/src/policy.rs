@@ -7,6 +7,7 @@
 //! [workspace.metadata.wasmacro]
 //! run = "all"                 # or "opted-in", or ["serde_derive", "thiserror-impl"]
 //! deny = ["sqlx-macros"]      # run natively: the only way out of the sandbox
+//! strict = true               # a macro that cannot run as wasm is an error
 //!
 //! [workspace.metadata.wasmacro.grants]   # what macros may read; see `grants`
 //! askama_macros = { read = ["$CARGO_MANIFEST_DIR/templates"] }
@@ -43,6 +44,10 @@ pub struct Policy {
     pub run: RunSet,
     /// Packages that never run as wasm.
     pub deny: BTreeSet<String>,
+    /// Whether a macro that cannot run as wasm is an error rather than run
+    /// natively, as `--strict` makes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
     /// What the project grants each macro package, by package name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub grants: BTreeMap<String, ProjectGrant>,
@@ -150,6 +155,11 @@ impl Policy {
                     })?;
                     policy.deny = names(list).map_err(|r| error(format!("`deny`: {r}")))?;
                 }
+                "strict" => {
+                    policy.strict = value
+                        .as_bool()
+                        .ok_or_else(|| error("`strict` must be true or false".to_string()))?;
+                }
                 "sandbox" => {
                     return Err(error(
                         "`sandbox` is no longer needed: every macro runs in the sandbox unless \
@@ -226,7 +236,7 @@ impl Policy {
                 other => {
                     return Err(error(format!(
                         "unknown key `{other}` in [metadata.wasmacro] (expected `run`, `deny`, \
-                         `grants` or `limits`)"
+                         `strict`, `grants` or `limits`)"
                     )));
                 }
             }

@@ -127,6 +127,33 @@ fn a_failed_wasm_build_names_the_compiler_error_and_the_log() {
         .unwrap_or_else(|| panic!("no log path in {warning}"));
     let log = std::fs::read_to_string(log).unwrap();
     assert!(log.contains("refuses wasm targets"), "{log}");
+
+    // The policy can make the fallback an error, as `--strict` does.
+    let manifest = dir.join("Cargo.toml");
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        format!("{original}\n[workspace.metadata.wasmacro]\nstrict = true\n"),
+    )
+    .unwrap();
+    let target = scratch.path().join("strict");
+    let strict = cargo_in(
+        &dir,
+        Cargo::Wasmacro,
+        &[
+            "build",
+            "--locked",
+            "--target-dir",
+            target.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(&manifest, original).unwrap();
+    let stderr = text(&strict.stderr);
+    assert!(!strict.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("`unbuildable-macros v0.1.0` cannot run as wasm (its wasm build failed"),
+        "{stderr}"
+    );
 }
 
 #[test]
