@@ -23,6 +23,7 @@ mod instance;
 mod limits;
 pub mod maintenance;
 pub mod server;
+pub mod session;
 mod wasi;
 
 pub use cache::{CacheDir, ComponentCache, ComponentHash, write_atomically};

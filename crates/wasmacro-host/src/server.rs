@@ -6,17 +6,13 @@
 //! The server ends when the shim closes its end, which happens when rustc
 //! exits: nothing outlives the compilation.
 
-use crate::cache::ComponentHash;
-use crate::error::ExpandError;
-use crate::instance::{
-    Isolation, LoadedComponent, MacroInstance, Runtime, SpanOracle, SpanOracleError,
-};
-use crate::limits::{ApproxSize, Size};
+use crate::instance::{Runtime, SpanOracle, SpanOracleError};
+use crate::session::Session;
+pub use crate::session::{ExpansionDigest, ServeStats};
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 use wasmacro_protocol::{
-    ExpandFailure, Grants, PROTOCOL_VERSION, ServerMessage, ShimMessage, SpanAnswer, SpanQuery,
-    Token, read_frame, write_frame,
+    ServerMessage, ShimMessage, SpanAnswer, SpanQuery, read_frame, write_frame,
 };
 
 /// The two ends of the connection, shared by the serve loop and the span
@@ -81,39 +77,6 @@ impl SpanOracle for ShimOracle {
             ))),
         }
     }
-}
-
-/// What one server has done so far, reported after every expansion.
-#[derive(Clone, Debug, Default)]
-pub struct ServeStats {
-    /// The macro crate the shim is for.
-    pub crate_name: String,
-    /// The component's hash.
-    pub component: String,
-    /// Expansions run.
-    pub expansions: u64,
-    /// Expansions that failed (panic, trap, limit).
-    pub failures: u64,
-    /// Time spent in expansions, including instantiation and span queries.
-    pub busy: std::time::Duration,
-    /// The latest expansion, by content.
-    pub last: Option<ExpansionDigest>,
-}
-
-/// An expansion identified by content: BLAKE3 of the encoded request and of
-/// the encoded result (tokens with their span handles, or the error, what
-/// the guest printed and what it read), and what it read. Equal digests
-/// across builds mean byte-identical expansions.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExpansionDigest {
-    /// The macro expanded.
-    pub macro_name: String,
-    /// Hash of the request.
-    pub input: blake3::Hash,
-    /// Hash of the result.
-    pub output: blake3::Hash,
-    /// What the expansion read, named from its roots, with content digests.
-    pub read: Vec<wasmacro_protocol::Input>,
 }
 
 /// How long past its `timeout` an expansion may run before the server gives
@@ -193,13 +156,10 @@ pub fn serve_with_stats(
         reader: Box::new(reader),
         writer: Box::new(writer),
     }));
-    let Some((component, grants, mut stats)) = handshake(runtime, &channel)? else {
+    let Some(mut session) = handshake(runtime, &channel)? else {
         return Ok(());
     };
-    let isolation = runtime.config().isolation;
-    let limits = runtime.limits().clone();
-    let watchdog = Watchdog::start(&stats.crate_name, limits.timeout);
-    let mut instance: Option<MacroInstance> = None;
+    let watchdog = Watchdog::start(&session.stats().crate_name, session.limits().timeout);
     loop {
         let message = lock(&channel).receive_frame()?;
         let (request, frame) = match message {
@@ -215,102 +175,16 @@ pub fn serve_with_stats(
                 ));
             }
         };
-        let started = std::time::Instant::now();
         watchdog.enter(&request.macro_name);
-        let input_digest = blake3::hash(&frame);
+        let digest = blake3::hash(&frame);
         drop(frame);
-        let reusable = instance
-            .take()
-            .filter(|i| !i.is_poisoned() && isolation == Isolation::PerCompilation);
-        let fresh = || component.instantiate_with(&grants);
-        let (result, output, inputs) = match reusable.map(Ok).unwrap_or_else(fresh) {
-            Ok(mut live) => {
-                let oracle = Box::new(ShimOracle(Arc::clone(&channel)));
-                let (result, output, _oracle) = live.expand(&request, oracle);
-                let inputs = live.inputs();
-                instance = Some(live);
-                (result, output, inputs)
-            }
-            Err(e) => (Err(e), String::new(), Vec::new()),
-        };
+        let oracle = Box::new(ShimOracle(Arc::clone(&channel)));
+        let bytes = session.expand(&request, digest, oracle);
         watchdog.leave();
-        let result = result.and_then(validate_output).map_err(|e| match e {
-            ExpandError::Panicked(message) => ExpandFailure::Panicked(message),
-            other => ExpandFailure::Error(other.to_string()),
-        });
-        let mut failed = result.is_err();
-        let printed = output.len() as u64;
-        let read = inputs.clone();
-        let mut bytes = ServerMessage::Expanded {
-            result,
-            output,
-            inputs,
-        }
-        .encode();
-        // The limit is on the tokens: what the guest printed is bounded by its
-        // pipe, and an error's text is small. `Limits` keeps `output` under
-        // the frame cap.
-        let tokens = (bytes.len() as u64).saturating_sub(printed);
-        if !failed && tokens > limits.output {
-            failed = true;
-            let text = format!(
-                "it returned {} of tokens, more than the `output` limit of {}{}",
-                ApproxSize(tokens),
-                Size(limits.output),
-                crate::limits::raise_hint("output")
-            );
-            let message = ServerMessage::Expanded {
-                result: Err(ExpandFailure::Error(text)),
-                output: String::new(),
-                inputs: Vec::new(),
-            };
-            bytes = message.encode();
-        }
-        stats.expansions += 1;
-        stats.failures += u64::from(failed);
-        stats.busy += started.elapsed();
-        stats.last = Some(ExpansionDigest {
-            macro_name: request.macro_name.clone(),
-            input: input_digest,
-            output: blake3::hash(&bytes),
-            read,
-        });
-        on_expansion(&stats);
+        on_expansion(session.stats());
         let mut channel = lock(&channel);
-        wasmacro_protocol::write_frame(&mut channel.writer, &bytes)?;
+        write_frame(&mut channel.writer, &bytes)?;
     }
-}
-
-/// Checks what a guest returned with the guest crate's own lexer, compiled
-/// natively: rustc must never see a literal or identifier it would reject
-/// (its `Literal::from_str` reports some errors fatally).
-fn validate_output(tokens: Vec<Token>) -> Result<Vec<Token>, ExpandError> {
-    for token in &tokens {
-        match token {
-            Token::Literal { text, .. } => {
-                if let Err(e) = guest_proc_macro::__private::parse_literal(text) {
-                    return Err(ExpandError::InvalidOutput(format!(
-                        "an invalid literal `{}` ({e})",
-                        text.escape_debug()
-                    )));
-                }
-            }
-            Token::Ident { name, is_raw, .. } => {
-                if let Err(e) = guest_proc_macro::__private::validate_ident(name, *is_raw) {
-                    return Err(ExpandError::InvalidOutput(format!(
-                        "an invalid identifier: {e}"
-                    )));
-                }
-            }
-            Token::Punct { ch, .. } if !guest_proc_macro::__private::is_valid_punct(*ch) => {
-                return Err(ExpandError::InvalidOutput(format!(
-                    "an invalid punctuation character {ch:?}"
-                )));
-            }
-            _ => {}
-        }
-    }
-    Ok(tokens)
 }
 
 /// A message's kind, for errors (never its contents, which may be huge).
@@ -322,20 +196,17 @@ fn variant_name(message: &ShimMessage) -> &'static str {
     }
 }
 
-/// Reads `Hello`, loads the component, answers `Ready` or `Fatal`.
-fn handshake(
-    runtime: &Runtime,
-    channel: &SharedChannel,
-) -> io::Result<Option<(LoadedComponent, Grants, ServeStats)>> {
+/// Reads `Hello`, opens the session, answers `Ready` or `Fatal`.
+fn handshake(runtime: &Runtime, channel: &SharedChannel) -> io::Result<Option<Session>> {
     let mut channel = lock(channel);
-    let (version, component, crate_name, grants) = match channel.receive()? {
+    let opened = match channel.receive()? {
         None => return Ok(None),
         Some(ShimMessage::Hello {
             version,
             component,
             crate_name,
             grants,
-        }) => (version, component, crate_name, grants),
+        }) => Session::open(runtime, version, &component, &crate_name, grants),
         Some(other) => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -343,40 +214,13 @@ fn handshake(
             ));
         }
     };
-    if version != PROTOCOL_VERSION {
-        let text = format!(
-            "the shim for `{crate_name}` speaks protocol version {version}, but this wasmacro \
-             speaks version {PROTOCOL_VERSION}; rebuild with the same wasmacro that generated it"
-        );
-        channel.send(&ServerMessage::Fatal(text))?;
-        return Ok(None);
-    }
-    if let Err(reason) = crate::capabilities::validate(&grants) {
-        channel.send(&ServerMessage::Fatal(format!(
-            "the shim for `{crate_name}` sent invalid grants: {reason}"
-        )))?;
-        return Ok(None);
-    }
-    let Some(hash) = ComponentHash::parse(&component) else {
-        channel.send(&ServerMessage::Fatal(format!(
-            "`{component}` is not a component hash"
-        )))?;
-        return Ok(None);
-    };
-    match runtime.load(&hash) {
-        Ok(loaded) => {
-            channel.send(&ServerMessage::Ready(loaded.declarations().to_vec()))?;
-            let stats = ServeStats {
-                crate_name,
-                component: hash.to_string(),
-                ..ServeStats::default()
-            };
-            Ok(Some((loaded, grants, stats)))
+    match opened {
+        Ok(session) => {
+            channel.send(&ServerMessage::Ready(session.declarations().to_vec()))?;
+            Ok(Some(session))
         }
-        Err(e) => {
-            channel.send(&ServerMessage::Fatal(format!(
-                "cannot load the component of `{crate_name}`: {e}"
-            )))?;
+        Err(text) => {
+            channel.send(&ServerMessage::Fatal(text))?;
             Ok(None)
         }
     }
