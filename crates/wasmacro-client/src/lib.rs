@@ -12,6 +12,7 @@
 extern crate proc_macro;
 
 mod grants;
+mod in_process;
 
 pub use grants::GrantSpec;
 
@@ -192,7 +193,7 @@ fn run(
         Err(reason) => return Err(Failure::Error(reason.clone())),
     };
     let outcome = connection.expand(request, &mut table);
-    if outcome.is_err() && !connection.alive {
+    if outcome.is_err() && !connection.alive() {
         // The server died mid-expansion: the next expansion starts a new one.
         *slot = None;
     }
@@ -205,8 +206,80 @@ fn run(
     })
 }
 
+/// How a shim reaches the runtime: the library loaded into rustc's process,
+/// when the wrapper names one, else a `wasmacro serve` child process. Chosen
+/// once, here.
+enum Connection {
+    Server(ServerConnection),
+    InProcess(in_process::Session),
+}
+
+impl Connection {
+    fn start(invocation: &Invocation<'_>) -> Result<Connection, String> {
+        let grants = grants::resolve(invocation.grants);
+        let hello = ShimMessage::Hello {
+            version: PROTOCOL_VERSION,
+            component: invocation.component.to_string(),
+            crate_name: invocation.crate_name.to_string(),
+            grants: grants.clone(),
+        };
+        match std::env::var_os(protocol::runtime_abi::RUNTIME_ENV) {
+            Some(library) => {
+                in_process::Session::open(&library, &hello, grants).map(Connection::InProcess)
+            }
+            None => ServerConnection::start(&hello, grants).map(Connection::Server),
+        }
+    }
+
+    /// Whether the connection can serve another expansion.
+    fn alive(&self) -> bool {
+        match self {
+            Connection::Server(server) => server.alive,
+            Connection::InProcess(_) => true,
+        }
+    }
+
+    fn expand(
+        &mut self,
+        request: ExpandRequest,
+        table: &mut SpanTable,
+    ) -> Result<Vec<protocol::Token>, Failure> {
+        match self {
+            Connection::Server(server) => server.expand(request, table),
+            Connection::InProcess(session) => session.expand(request, table),
+        }
+    }
+}
+
+/// What an `Expanded` message means for rustc: what the guest printed goes
+/// where a native macro's output would be seen (rustc's stderr), what it read
+/// is recorded for the dep-info, and the result becomes tokens or a failure.
+fn finish(
+    message: ServerMessage,
+    grants: &protocol::Grants,
+) -> Result<Vec<protocol::Token>, Failure> {
+    let ServerMessage::Expanded {
+        result,
+        output,
+        inputs,
+    } = message
+    else {
+        return Err(Failure::Error(format!(
+            "the wasmacro runtime answered with {message:?} instead of an expansion"
+        )));
+    };
+    if !output.is_empty() {
+        eprint!("{output}");
+    }
+    grants::record(grants, &inputs);
+    result.map_err(|failure| match failure {
+        ExpandFailure::Panicked(message) => Failure::Panicked(message),
+        ExpandFailure::Error(text) => Failure::Error(text),
+    })
+}
+
 /// A running `wasmacro serve` for one component.
-struct Connection {
+struct ServerConnection {
     child: Child,
     writer: BufWriter<ChildStdin>,
     reader: BufReader<ChildStdout>,
@@ -214,8 +287,8 @@ struct Connection {
     grants: protocol::Grants,
 }
 
-impl Connection {
-    fn start(invocation: &Invocation<'_>) -> Result<Connection, String> {
+impl ServerConnection {
+    fn start(hello: &ShimMessage, grants: protocol::Grants) -> Result<ServerConnection, String> {
         let Some(server) = std::env::var_os(SERVER_ENV) else {
             return Err(format!(
                 "`{SERVER_ENV}` is not set; this shim must run under `wasmacro rustc` \
@@ -232,19 +305,14 @@ impl Connection {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err("the wasmacro server has no pipes".into());
         };
-        let mut connection = Connection {
+        let mut connection = ServerConnection {
             child,
             writer: BufWriter::new(stdin),
             reader: BufReader::new(stdout),
             alive: true,
-            grants: grants::resolve(invocation.grants),
+            grants,
         };
-        connection.send(&ShimMessage::Hello {
-            version: PROTOCOL_VERSION,
-            component: invocation.component.to_string(),
-            crate_name: invocation.crate_name.to_string(),
-            grants: connection.grants.clone(),
-        })?;
+        connection.send(hello)?;
         match connection.receive()? {
             ServerMessage::Ready(_) => Ok(connection),
             ServerMessage::Fatal(text) => Err(text),
@@ -292,21 +360,8 @@ impl Connection {
                     self.send(&ShimMessage::SpanAnswer(answer))
                         .map_err(Failure::Error)?;
                 }
-                ServerMessage::Expanded {
-                    result,
-                    output,
-                    inputs,
-                } => {
-                    // What the guest printed goes where a native macro's output
-                    // would be seen: rustc's stderr.
-                    if !output.is_empty() {
-                        eprint!("{output}");
-                    }
-                    grants::record(&self.grants, &inputs);
-                    return result.map_err(|failure| match failure {
-                        ExpandFailure::Panicked(message) => Failure::Panicked(message),
-                        ExpandFailure::Error(text) => Failure::Error(text),
-                    });
+                expanded @ ServerMessage::Expanded { .. } => {
+                    return finish(expanded, &self.grants);
                 }
                 other => {
                     return Err(Failure::Error(

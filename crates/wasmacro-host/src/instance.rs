@@ -97,6 +97,35 @@ pub struct RuntimeConfig {
     pub backend: Backend,
 }
 
+impl RuntimeConfig {
+    /// The configuration whoever runs rustc set: limits from
+    /// `WASMACRO_LIMITS`, the backend from `WASMACRO_BACKEND`, the instance
+    /// lifetime from `WASMACRO_ISOLATION` (`per-compilation`, the default, or
+    /// `per-expansion`).
+    pub fn from_env() -> Result<RuntimeConfig, LoadError> {
+        let limits = Limits::from_env()
+            .map_err(|e| LoadError::Setting(format!("reading `{}`: {e}", Limits::ENV)))?;
+        let isolation = match std::env::var_os("WASMACRO_ISOLATION") {
+            None => Isolation::PerCompilation,
+            Some(value) => match value.to_str() {
+                Some("per-compilation") => Isolation::PerCompilation,
+                Some("per-expansion") => Isolation::PerExpansion,
+                _ => {
+                    return Err(LoadError::Setting(format!(
+                        "WASMACRO_ISOLATION must be `per-compilation` (the default) or \
+                         `per-expansion`, not {value:?}"
+                    )));
+                }
+            },
+        };
+        Ok(RuntimeConfig {
+            limits,
+            isolation,
+            backend: Backend::from_env()?,
+        })
+    }
+}
+
 /// How often the engine's epoch advances: the resolution of the wall-clock
 /// backstop.
 const EPOCH_TICK: Duration = Duration::from_millis(50);

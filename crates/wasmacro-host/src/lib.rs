@@ -22,6 +22,7 @@ mod error;
 mod instance;
 mod limits;
 pub mod maintenance;
+pub mod records;
 pub mod server;
 pub mod session;
 mod wasi;

@@ -23,6 +23,7 @@
 
 mod codec;
 mod grants;
+pub mod runtime_abi;
 
 pub use codec::{DecodeError, Decoder, Encoder, read_frame, write_frame};
 pub use grants::{ROOTS, env_matches, normalize};

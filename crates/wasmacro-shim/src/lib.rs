@@ -23,16 +23,20 @@ use wasmacro_protocol::{MacroDecl, MacroKind};
 const PROTOCOL_LIB: &str = include_str!("../../wasmacro-protocol/src/lib.rs");
 const PROTOCOL_CODEC: &str = include_str!("../../wasmacro-protocol/src/codec.rs");
 const PROTOCOL_GRANTS: &str = include_str!("../../wasmacro-protocol/src/grants.rs");
+const PROTOCOL_RUNTIME_ABI: &str = include_str!("../../wasmacro-protocol/src/runtime_abi.rs");
 const CLIENT_LIB: &str = include_str!("../../wasmacro-client/src/lib.rs");
 const CLIENT_GRANTS: &str = include_str!("../../wasmacro-client/src/grants.rs");
+const CLIENT_IN_PROCESS: &str = include_str!("../../wasmacro-client/src/in_process.rs");
 
 /// Every embedded source, by its path in a shim's build directory.
-const SOURCES: [(&str, &str); 5] = [
+const SOURCES: [(&str, &str); 7] = [
     ("protocol/lib.rs", PROTOCOL_LIB),
     ("protocol/codec.rs", PROTOCOL_CODEC),
     ("protocol/grants.rs", PROTOCOL_GRANTS),
+    ("protocol/runtime_abi.rs", PROTOCOL_RUNTIME_ABI),
     ("client/lib.rs", CLIENT_LIB),
     ("client/grants.rs", CLIENT_GRANTS),
+    ("client/in_process.rs", CLIENT_IN_PROCESS),
 ];
 
 /// A digest of the sources compiled into every shim: what changes when a new

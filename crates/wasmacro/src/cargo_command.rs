@@ -65,9 +65,9 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         .env(Policy::ENV, policy.to_env())
         .env(SESSION_ENV, session.path())
         .env(STATS_ENV, stats.path())
-        .env(COLOR_ENV, if color { "always" } else { "never" })
-        // rustdoc loads the shims too, and is not run through the wrapper.
-        .env(wasmacro_protocol::SERVER_ENV, &exe);
+        .env(COLOR_ENV, if color { "always" } else { "never" });
+    // rustdoc loads the shims too, and is not run through the wrapper.
+    crate::transport::Transport::from_env()?.apply(&mut command);
     match inheritable_stderr() {
         Some(fd) => command.env(STATUS_FD_ENV, fd.to_string()),
         None => command.env_remove(STATUS_FD_ENV),

@@ -15,6 +15,7 @@ pub mod policy;
 mod policy_command;
 mod rustc_wrapper;
 mod status;
+mod transport;
 
 pub use expand::protocol_tokens;
 
@@ -428,61 +429,8 @@ fn serve() -> Result<()> {
     }
     let runtime =
         Runtime::new(CacheDir::from_env(), config).context("starting the wasm runtime")?;
-    let stats_dir = std::env::var_os(rustc_wrapper::STATS_ENV).map(PathBuf::from);
-    let digests = std::env::var_os(EXPANSION_LOG_ENV).map(PathBuf::from);
-    let record = |stats: &wasmacro_host::server::ServeStats| {
-        if let Some(dir) = &stats_dir {
-            rustc_wrapper::record_stats(dir, stats);
-        }
-        if let (Some(log), Some(last)) = (&digests, &stats.last) {
-            log_expansion(log, &stats.crate_name, last);
-        }
-    };
+    let records = wasmacro_host::records::Records::from_env();
+    let record = |stats: &wasmacro_host::server::ServeStats| records.record(stats);
     wasmacro_host::server::serve_with_stats(&runtime, std::io::stdin(), std::io::stdout(), record)
         .context("serving a shim")
-}
-
-/// A file to which every server appends one line per expansion: crate,
-/// macro, the BLAKE3 of its request and of its result, and what it read
-/// (`PATH#DIGEST` for a file or a directory listing, `NAME=VALUE` for a
-/// variable, `PATH (missing)`; paths from their roots, space-separated). Two
-/// builds with equal logs (as sorted lines) expanded every macro to the same
-/// bytes from the same inputs.
-pub const EXPANSION_LOG_ENV: &str = "WASMACRO_EXPANSION_LOG";
-
-fn log_expansion(log: &Path, crate_name: &str, digest: &wasmacro_host::server::ExpansionDigest) {
-    use std::io::Write as _;
-    use wasmacro_protocol::Input;
-    let read: Vec<String> = digest
-        .read
-        .iter()
-        .map(|input| match input {
-            Input::File { path, digest } | Input::Directory { path, digest } => {
-                format!("{path}#{digest}")
-            }
-            Input::Missing { path } => format!("{path} (missing)"),
-            Input::Env {
-                name,
-                value: Some(value),
-            } => format!("{name}={}", value.escape_debug()),
-            Input::Env { name, value: None } => format!("{name} (unset)"),
-        })
-        .collect();
-    let line = format!(
-        "{crate_name}\t{}\t{}\t{}\t{}\n",
-        digest.macro_name,
-        digest.input,
-        digest.output,
-        read.join(" ")
-    );
-    // One `write` of a short line to a file opened for appending: lines from
-    // concurrent servers do not interleave.
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .and_then(|mut file| file.write_all(line.as_bytes()));
-    if let Err(e) = written {
-        tracing::warn!("could not append to {}: {e}", log.display());
-    }
 }

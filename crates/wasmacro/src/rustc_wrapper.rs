@@ -68,7 +68,6 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
             out.push(arg.clone());
         }
     }
-    let server = std::env::current_exe().context("locating the wasmacro executable")?;
     let summary = std::env::var_os(SUMMARY_ENV).is_some_and(|v| !v.is_empty() && v != "0");
     let stats_dir = if summary {
         Some(tempfile::tempdir().context("creating a stats directory")?)
@@ -80,12 +79,12 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
     let mut command = Command::new(&rustc);
     command
         .args(&out)
-        .env(wasmacro_protocol::SERVER_ENV, server)
         .env(wasmacro_protocol::INPUTS_ENV, &inputs_file)
         .env(CacheDir::ENV, cache.root());
     if let Some(dir) = &stats_dir {
         command.env(STATS_ENV, dir.path());
     }
+    crate::transport::Transport::from_env()?.apply(&mut command);
     let status = command
         .status()
         .with_context(|| format!("running {}", rustc.display()))?;
@@ -118,62 +117,7 @@ fn print_version(rustc: &OsStr) -> Result<ExitCode> {
 
 /// Set to print, after rustc exits, which proc macros ran where.
 pub const SUMMARY_ENV: &str = "WASMACRO_SUMMARY";
-/// Where servers record their statistics for the summary.
-pub const STATS_ENV: &str = "WASMACRO_STATS_DIR";
-
-/// Writes a server's statistics (one file per server, replaced after every
-/// expansion, so it is complete by the time rustc exits).
-pub fn record_stats(dir: &Path, stats: &wasmacro_host::server::ServeStats) {
-    let line = format!(
-        "{}\t{}\t{}\t{}\t{}\n",
-        stats.crate_name,
-        stats.component,
-        stats.expansions,
-        stats.failures,
-        stats.busy.as_micros()
-    );
-    let path = dir.join(format!("{}-{}.stats", stats.crate_name, std::process::id()));
-    if let Err(e) = std::fs::write(&path, line) {
-        tracing::warn!("could not record statistics in {}: {e}", path.display());
-    }
-}
-
-/// One server's statistics, as [`record_stats`] wrote them.
-pub struct RecordedStats {
-    /// The macro crate the server served.
-    pub crate_name: String,
-    /// The component's hash.
-    pub component: String,
-    /// Expansions run.
-    pub expansions: u64,
-    /// Expansions that failed.
-    pub failures: u64,
-    /// Time spent expanding, in microseconds.
-    pub micros: u128,
-}
-
-/// Every statistics file in `dir`; unreadable or malformed ones are skipped
-/// (a server killed mid-write leaves nothing worth reporting).
-pub fn read_stats(dir: &Path) -> Vec<RecordedStats> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
-        };
-        let fields: Vec<&str> = text.trim_end().split('\t').collect();
-        let [crate_name, component, expansions, failures, micros] = fields[..] else {
-            continue;
-        };
-        all.push(RecordedStats {
-            crate_name: crate_name.to_string(),
-            component: component.to_string(),
-            expansions: expansions.parse().unwrap_or(0),
-            failures: failures.parse().unwrap_or(0),
-            micros: micros.parse().unwrap_or(0),
-        });
-    }
-    all
-}
+pub use wasmacro_host::records::{STATS_ENV, read_stats};
 
 /// A child's exit status as this process's exit code: the same code, or
 /// failure when it was killed by a signal.

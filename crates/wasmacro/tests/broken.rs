@@ -44,16 +44,31 @@ fn wait_with_deadline(mut child: std::process::Child, deadline: Duration) -> Out
 
 #[test]
 fn the_wall_clock_backstop_stops_what_fuel_does_not() {
+    wall_clock_backstop(false);
+}
+
+/// In rustc's process there is no server to give up on: the epoch deadline
+/// alone ends the guest, with the same error.
+#[test]
+fn in_process_the_wall_clock_backstop_stops_what_fuel_does_not() {
+    wall_clock_backstop(true);
+}
+
+fn wall_clock_backstop(in_process: bool) {
     // With fuel effectively unlimited, only the timeout can end the loop.
     let started = Instant::now();
-    let child = rustc_hostile_example(
+    let mut command = rustc_hostile_example(
         "loop_forever",
         &[("WASMACRO_LIMITS", "fuel=1e15,timeout=2s")],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    );
+    if in_process {
+        support::in_process(&mut command);
+    }
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let output = wait_with_deadline(child, Duration::from_secs(120));
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");

@@ -1,5 +1,6 @@
 //! The same project built twice — in different directories, with different
-//! target directories and different component caches — gives byte-identical
+//! target directories and different component caches, once through the
+//! server and once with the runtime in rustc's process — gives byte-identical
 //! components and byte-identical expansions (`WASMACRO_EXPANSION_LOG` records
 //! a hash of every expansion's request and result, which includes what it
 //! read), including the macros that read the clock, draw random numbers,
@@ -20,8 +21,8 @@ struct Build {
 const EXAMPLES: [&str; 4] = ["clock", "hash_order", "random", "read_granted"];
 
 /// Builds the hostile fixture's deterministic examples under `prefix`, from
-/// an empty cache.
-fn build_under(prefix: &str) -> Build {
+/// an empty cache, with the runtime in a server or in rustc's process.
+fn build_under(prefix: &str, in_process: bool) -> Build {
     let root = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
     let project = root.path().join("a").join("project");
     copy_dir(&fixtures().join("hostile"), &project);
@@ -38,6 +39,9 @@ fn build_under(prefix: &str) -> Build {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTC_WRAPPER");
+    if in_process {
+        support::in_process(&mut command);
+    }
     let output = command.output().expect("cargo wasmacro runs");
     assert!(output.status.success(), "{}", text(&output.stderr));
 
@@ -73,8 +77,10 @@ fn build_under(prefix: &str) -> Build {
 
 #[test]
 fn builds_in_different_places_give_identical_components_and_expansions() {
-    let first = build_under("wasmacro-determinism-");
-    let second = build_under("wasmacro-determinism-second-place-");
+    // The second build also runs its macros in rustc's process: the
+    // transport must not change a byte either.
+    let first = build_under("wasmacro-determinism-", false);
+    let second = build_under("wasmacro-determinism-second-place-", true);
     assert_eq!(first.components.len(), 1, "{:?}", first.components.keys());
     assert_eq!(
         first.components.keys().collect::<Vec<_>>(),

@@ -38,7 +38,7 @@ const CASES: &[(&str, &[&str])] = &[
         "read_file_in_manifest_dir",
         &[
             "`read_file_in_manifest_dir` of `hostile_macros` (wasm)",
-            "hostile/Cargo.toml`, which no grant covers",
+            "/Cargo.toml`, which no grant covers",
             // The exact policy line that would grant it.
             "[workspace.metadata.wasmacro.grants]",
             "hostile-macros = { read = [\"$CARGO_MANIFEST_DIR/Cargo.toml\"] }",
@@ -207,7 +207,30 @@ fn first_line_and_notes(rendered: &str) -> String {
 
 #[test]
 fn every_hostile_macro_gets_a_clear_error_and_nothing_escapes() {
-    let dir = project_copy("hostile");
+    hostile_cases(false);
+}
+
+/// The same cases with the runtime loaded into rustc's process: every trap
+/// and limit gives the server's error, and rustc survives them all.
+#[test]
+fn in_process_every_hostile_macro_gets_the_same_errors() {
+    hostile_cases(true);
+}
+
+fn hostile_cases(in_process: bool) {
+    // One at a time: the cases are heavy (a 100 MiB output, endless loops),
+    // and the `timeout` limit is wall-clock time.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Each transport has its own copy (the test rewrites examples) and so
+    // its own target directory: cargo does not track the transport, and
+    // would find the other's artifacts fresh.
+    let dir = if in_process {
+        support::project_copy_at("hostile", &support::generated().join("hostile-in-process"))
+    } else {
+        project_copy("hostile")
+    };
+    let target_dir = dir.join("target");
     // A port that listens for the macro's connection; nothing may arrive.
     let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
     listener.set_nonblocking(true).unwrap();
@@ -246,12 +269,17 @@ fn every_hostile_macro_gets_a_clear_error_and_nothing_escapes() {
                 "--keep-going",
                 "--message-format=json",
             ])
+            .arg("--target-dir")
+            .arg(&target_dir)
             .env("CARGO", env!("CARGO"))
             .env("CARGO_TERM_COLOR", "never")
             .env(SECRET_VAR, &secret)
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("RUSTC_WRAPPER");
+        if in_process {
+            support::in_process(&mut command);
+        }
         command.output().expect("cargo wasmacro runs")
     };
     let elapsed = started.elapsed();
@@ -315,7 +343,7 @@ fn every_hostile_macro_gets_a_clear_error_and_nothing_escapes() {
     assert!(!everything.contains(&secret), "the secret leaked");
 
     // Time stands still in the sandbox; randomness and hash order are fixed.
-    let clock = run_example(&dir, "clock");
+    let clock = run_example(&target_dir, "clock");
     assert!(
         clock.starts_with("wall clock 0 ns since the epoch, 0 ns elapsed"),
         "{clock}"
@@ -324,11 +352,14 @@ fn every_hostile_macro_gets_a_clear_error_and_nothing_escapes() {
         assert!(!errors.contains_key(*case), "{case}: {}", errors[*case]);
     }
     // The one file its author grants is read.
-    assert_eq!(run_example(&dir, "read_granted"), "granted contents\n\n");
+    assert_eq!(
+        run_example(&target_dir, "read_granted"),
+        "granted contents\n\n"
+    );
 }
 
-fn run_example(dir: &Path, name: &str) -> String {
-    let output = Command::new(dir.join("target/debug/examples").join(name))
+fn run_example(target_dir: &Path, name: &str) -> String {
+    let output = Command::new(target_dir.join("debug/examples").join(name))
         .output()
         .expect("the example runs");
     assert!(output.status.success());

@@ -35,6 +35,45 @@ pub fn cache_dir() -> PathBuf {
     scratch().join("cache")
 }
 
+/// Makes `command`'s rustc runs load the runtime library into rustc's
+/// process instead of starting servers.
+pub fn in_process(command: &mut Command) -> &mut Command {
+    command
+        .env("WASMACRO_TRANSPORT", "in-process")
+        .env("WASMACRO_RUNTIME", runtime_library())
+}
+
+/// The runtime library beside the `wasmacro` under test (built with the
+/// workspace's libraries if it is not there: `cargo test` builds test
+/// harnesses, not cdylibs).
+pub fn runtime_library() -> PathBuf {
+    static LIBRARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LIBRARY
+        .get_or_init(|| {
+            let library = Path::new(env!("CARGO_BIN_EXE_wasmacro")).with_file_name(format!(
+                "{}wasmacro_runtime{}",
+                std::env::consts::DLL_PREFIX,
+                std::env::consts::DLL_SUFFIX
+            ));
+            if !library.is_file() {
+                let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+                let status = Command::new(env!("CARGO"))
+                    .current_dir(&root)
+                    .args(["build", "--workspace", "--lib", "--locked"])
+                    .status()
+                    .expect("cargo runs");
+                assert!(status.success(), "building the runtime library failed");
+            }
+            assert!(
+                library.is_file(),
+                "no runtime library at {}",
+                library.display()
+            );
+            library
+        })
+        .clone()
+}
+
 pub fn wasmacro() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wasmacro"));
     command

@@ -1,0 +1,76 @@
+//! Where shims find the runtime, chosen once for every rustc this process
+//! starts: the runtime library loaded into rustc's process, or a `wasmacro
+//! serve` child per macro crate and rustc.
+//!
+//! `WASMACRO_TRANSPORT=in-process` selects the library (`libwasmacro_runtime`
+//! beside this executable, or the one `WASMACRO_RUNTIME` names);
+//! `server`, the default for now, the child process, which isolates rustc
+//! from a crash of the runtime.
+
+use anyhow::{Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use wasmacro_protocol::runtime_abi::{RUNTIME_ENV, library_file_name};
+
+/// The environment variable that chooses.
+pub const TRANSPORT_ENV: &str = "WASMACRO_TRANSPORT";
+
+/// How shims reach the runtime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// A `wasmacro serve` process (this executable).
+    Server(PathBuf),
+    /// This runtime library, loaded into rustc.
+    InProcess {
+        /// The library.
+        library: PathBuf,
+        /// The server, for rustdoc and anything else that cannot load it.
+        server: PathBuf,
+    },
+}
+
+impl Transport {
+    /// The transport the environment selects.
+    pub fn from_env() -> Result<Transport> {
+        let server = std::env::current_exe()?;
+        match std::env::var(TRANSPORT_ENV).as_deref() {
+            Err(_) | Ok("server") => Ok(Transport::Server(server)),
+            Ok("in-process") => {
+                let library = match std::env::var_os(RUNTIME_ENV) {
+                    Some(path) => PathBuf::from(path),
+                    None => beside(&server),
+                };
+                if !library.is_file() {
+                    bail!(
+                        "{TRANSPORT_ENV}=in-process, but there is no runtime library at {} \
+                         (build it with `cargo build --release -p wasmacro-runtime` and put it \
+                         beside `wasmacro`, or name it in {RUNTIME_ENV})",
+                        library.display()
+                    );
+                }
+                Ok(Transport::InProcess { library, server })
+            }
+            Ok(other) => bail!("{TRANSPORT_ENV} must be `server` or `in-process`, not `{other}`"),
+        }
+    }
+
+    /// Sets what shims in `command`'s rustc read to find the runtime.
+    pub fn apply(&self, command: &mut Command) {
+        match self {
+            Transport::Server(server) => {
+                command
+                    .env(wasmacro_protocol::SERVER_ENV, server)
+                    .env_remove(RUNTIME_ENV);
+            }
+            Transport::InProcess { library, server } => {
+                command
+                    .env(wasmacro_protocol::SERVER_ENV, server)
+                    .env(RUNTIME_ENV, library);
+            }
+        }
+    }
+}
+
+fn beside(executable: &Path) -> PathBuf {
+    executable.with_file_name(library_file_name())
+}
