@@ -158,6 +158,12 @@ fn main() {
         Err(e) => println!("wasmacro serde_derive 1.0.137 cannot be built: {e}"),
     }
     variants.push(Variant::new(
+        "wasmacro 1.0.229 in process",
+        &deps_229,
+        "derives.rs",
+        Macro::WasmInProcess(component_229.clone()),
+    ));
+    variants.push(Variant::new(
         "wasmacro 1.0.229 on Pulley",
         &deps_229,
         "derives.rs",
@@ -247,6 +253,16 @@ fn main() {
             ratio(net(5, 3), net(i, 3))
         );
     }
+    if let Some(i) = index("wasmacro 1.0.229 in process") {
+        println!(
+            "in process / native, serde_derive 1.0.229: {:.2}",
+            ratio(net(i, 0), net(1, 0))
+        );
+        println!(
+            "in process / server, serde_derive 1.0.229: {:.2}",
+            ratio(net(i, 0), net(2, 0))
+        );
+    }
     if let Some(i) = index("wasmacro 1.0.229 on Pulley") {
         println!(
             "Pulley / native,   serde_derive 1.0.229: {:.1}",
@@ -273,6 +289,19 @@ fn main() {
 }
 
 /// Section 2: whole `cargo build`s of the corpus as a crate.
+/// How a whole build runs its macros.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Plain cargo, native serde_derive.
+    Native,
+    /// `cargo wasmacro`, a server per rustc.
+    Server,
+    /// `cargo wasmacro`, the runtime in rustc's process.
+    InProcess,
+}
+
+const MODES: [Mode; 3] = [Mode::Native, Mode::Server, Mode::InProcess];
+
 fn whole_builds(projects: &Path, work: &Path, cache: &Path, runs: usize, cold: bool) {
     let project = work.join("build-corpus");
     let source = projects.join("serde-1.0.229");
@@ -280,20 +309,27 @@ fn whole_builds(projects: &Path, work: &Path, cache: &Path, runs: usize, cold: b
     for file in ["Cargo.toml", "Cargo.lock"] {
         std::fs::copy(source.join(file), project.join(file)).unwrap();
     }
-    std::fs::write(
-        project.join("src/lib.rs"),
-        corpus_source("serde_derive", true),
-    )
-    .unwrap();
-    let build = |wasm: bool, cache: &Path| -> Duration {
-        let target = work.join("build-corpus-target");
-        let _ = std::fs::remove_dir_all(&target);
-        let mut command = if wasm {
-            let mut command = wasmacro(cache);
-            command.arg("cargo");
-            command
-        } else {
-            Command::new(env!("CARGO"))
+    let lib = project.join("src/lib.rs");
+    let corpus = corpus_source("serde_derive", true);
+    std::fs::write(&lib, &corpus).unwrap();
+    let target = |mode: Mode| work.join(format!("build-corpus-target-{mode:?}"));
+    // One build of `mode` in its own target directory; `clean` empties it
+    // first.
+    let build = |mode: Mode, cache: &Path, clean: bool| -> Duration {
+        let target = target(mode);
+        if clean {
+            let _ = std::fs::remove_dir_all(&target);
+        }
+        let mut command = match mode {
+            Mode::Native => Command::new(env!("CARGO")),
+            Mode::Server | Mode::InProcess => {
+                let mut command = wasmacro(cache);
+                command.arg("cargo");
+                if mode == Mode::InProcess {
+                    support::in_process(&mut command);
+                }
+                command
+            }
         };
         command
             .current_dir(&project)
@@ -313,39 +349,71 @@ fn whole_builds(projects: &Path, work: &Path, cache: &Path, runs: usize, cold: b
         elapsed
     };
     // Warm the component cache (and cargo's registry) once.
-    build(true, cache);
-    let (mut native, mut warm) = (Vec::new(), Vec::new());
+    build(Mode::Server, cache, true);
+    let mut whole: Vec<Vec<Duration>> = vec![Vec::new(); MODES.len()];
     for _ in 0..runs {
-        native.push(build(false, cache));
-        warm.push(build(true, cache));
+        for (mode, samples) in MODES.iter().zip(&mut whole) {
+            samples.push(build(*mode, cache, true));
+        }
     }
-    let native = median(native);
-    let warm = median(warm);
-    println!(
-        "\n2. Whole `cargo build` (dev profile) of the corpus crate from an empty target \
-         directory, medians of {runs}\n"
+    // The loop users live in: one edit to the crate, every derive expanded
+    // again, dependencies fresh.
+    let mut edits: Vec<Vec<Duration>> = vec![Vec::new(); MODES.len()];
+    for run in 0..runs.max(5) {
+        for (mode, samples) in MODES.iter().zip(&mut edits) {
+            std::fs::write(&lib, format!("{corpus}\n// edit {run} {mode:?}\n")).unwrap();
+            samples.push(build(*mode, cache, false));
+        }
+    }
+    std::fs::write(&lib, &corpus).unwrap();
+    let print = |title: String, samples: Vec<Vec<Duration>>| {
+        println!("\n{title}\n");
+        let medians: Vec<Duration> = samples.iter().map(|s| median(s.clone())).collect();
+        for (i, mode) in MODES.iter().enumerate() {
+            let name = match mode {
+                Mode::Native => "plain cargo build",
+                Mode::Server => "cargo wasmacro build, server",
+                Mode::InProcess => "cargo wasmacro build, in process",
+            };
+            let (low, high) = range(&samples[i]);
+            println!(
+                "{name:<44} {:>10}   {:.2} x native   (range {:.2}–{:.2} s)",
+                format!("{:.2} s", medians[i].as_secs_f64()),
+                medians[i].as_secs_f64() / medians[0].as_secs_f64(),
+                low.as_secs_f64(),
+                high.as_secs_f64()
+            );
+        }
+    };
+    print(
+        format!(
+            "2. Whole `cargo build` (dev profile) of the corpus crate from an empty target \
+             directory, warm component cache, medians of {runs}"
+        ),
+        whole,
     );
-    println!(
-        "{:<44} {:>10}",
-        "plain cargo build",
-        format!("{:.2} s", native.as_secs_f64())
-    );
-    println!(
-        "{:<44} {:>10}   {:.2} x native",
-        "cargo wasmacro build, warm component cache",
-        format!("{:.2} s", warm.as_secs_f64()),
-        warm.as_secs_f64() / native.as_secs_f64()
+    print(
+        format!(
+            "2b. Edit -> rebuild: src/lib.rs edited, every derive expanded again, medians of {}",
+            runs.max(5)
+        ),
+        edits,
     );
     if cold {
         let empty = tempfile::tempdir().unwrap();
-        let cold = build(true, empty.path());
+        let cold = build(Mode::Server, empty.path(), true);
         println!(
-            "{:<44} {:>10}   {:.2} x native (one run)",
+            "{:<44} {:>10}",
             "cargo wasmacro build, empty component cache",
-            format!("{:.2} s", cold.as_secs_f64()),
-            cold.as_secs_f64() / native.as_secs_f64()
+            format!("{:.2} s (one run)", cold.as_secs_f64()),
         );
     }
+}
+
+fn range(samples: &[Duration]) -> (Duration, Duration) {
+    let low = samples.iter().min().copied().unwrap_or_default();
+    let high = samples.iter().max().copied().unwrap_or_default();
+    (low, high)
 }
 
 fn print_machine() {
@@ -445,6 +513,8 @@ enum Macro {
     Native(&'static str),
     /// A component, and the `WASMACRO_BACKEND` that runs it.
     Wasm(PathBuf, &'static str),
+    /// A component, run by the runtime library inside rustc's process.
+    WasmInProcess(PathBuf),
 }
 
 struct Variant<'a> {
@@ -483,6 +553,12 @@ impl<'a> Variant<'a> {
                 command.args(["rustc", "rustc"]);
                 command
             }
+            Macro::WasmInProcess(_) => {
+                let mut command = wasmacro(cache);
+                support::in_process(&mut command);
+                command.args(["rustc", "rustc"]);
+                command
+            }
             _ => Command::new("rustc"),
         };
         let out = corpus.join(format!(
@@ -515,7 +591,7 @@ impl<'a> Variant<'a> {
                     .arg("--extern")
                     .arg(format!("{name}={}", artifact(self.deps, name).display()));
             }
-            Macro::Wasm(component, _) => {
+            Macro::Wasm(component, _) | Macro::WasmInProcess(component) => {
                 command
                     .arg("--extern")
                     .arg(format!("serde_derive={}", component.display()));

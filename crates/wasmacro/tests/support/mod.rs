@@ -57,9 +57,12 @@ pub fn runtime_library() -> PathBuf {
             ));
             if !library.is_file() {
                 let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+                // Beside a benchmark's `wasmacro`, the release build.
+                let release = library.parent().is_some_and(|dir| dir.ends_with("release"));
                 let status = Command::new(env!("CARGO"))
                     .current_dir(&root)
                     .args(["build", "--workspace", "--lib", "--locked"])
+                    .args(release.then_some("--release"))
                     .status()
                     .expect("cargo runs");
                 assert!(status.success(), "building the runtime library failed");
