@@ -169,7 +169,7 @@ fn compile_unit(command: &[OsString], unit: &MacroUnit, workspace: &Path) -> Res
             *arg = OsString::from("--emit=dep-info,metadata");
         }
     }
-    let status = run(&check)?;
+    let status = run(&check, unit)?;
     let rmeta = unit.out_dir.join(format!("lib{}.rmeta", unit.stem()));
     let _ = std::fs::remove_file(&rmeta);
     if !status.success() {
@@ -311,7 +311,7 @@ fn compile_native(
     unit: &MacroUnit,
     placement: Placement,
 ) -> Result<ExitCode> {
-    let status = run(command)?;
+    let status = run(command, unit)?;
     if status.success() {
         finish(unit, placement, None)?;
     }
@@ -358,9 +358,20 @@ fn finish(unit: &MacroUnit, placement: Placement, component: Option<String>) -> 
     Ok(())
 }
 
-fn run(command: &[OsString]) -> Result<std::process::ExitStatus> {
-    Command::new(&command[0])
+/// Runs rustc for `unit`; what wasm macros read while it compiles the macro
+/// crate itself (a derive crate using thiserror) joins its dep-info.
+fn run(command: &[OsString], unit: &MacroUnit) -> Result<std::process::ExitStatus> {
+    let inputs = tempfile::tempdir().context("creating a directory for macro inputs")?;
+    let inputs_file = inputs.path().join("inputs");
+    let status = Command::new(&command[0])
         .args(&command[1..])
+        .env(wasmacro_protocol::INPUTS_ENV, &inputs_file)
         .status()
-        .with_context(|| format!("running {}", Path::new(&command[0]).display()))
+        .with_context(|| format!("running {}", Path::new(&command[0]).display()))?;
+    if status.success() {
+        let dep_info = unit.out_dir.join(format!("{}.d", unit.stem()));
+        crate::dep_info::add_inputs(&dep_info, &inputs_file)
+            .with_context(|| format!("adding what wasm macros read to {}", dep_info.display()))?;
+    }
+    Ok(status)
 }
