@@ -125,6 +125,17 @@ impl Capabilities {
         inputs.into_iter().collect()
     }
 
+    /// The paths the running expansion looked for that do not exist.
+    pub(crate) fn missing(&self) -> Vec<&str> {
+        self.inputs
+            .iter()
+            .filter_map(|input| match input {
+                Input::Missing { path } => Some(path.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Whether the guest fetched its environment.
     pub(crate) fn environment_read(&self) -> bool {
         self.environment_read
@@ -300,7 +311,9 @@ pub(crate) fn watch<T: HasCapabilities + 'static>(linker: &mut Linker<T>) -> was
                 .intersects(DescriptorFlags::WRITE | DescriptorFlags::MUTATE_DIRECTORY)
                 || open_flags.intersects(OpenFlags::CREATE | OpenFlags::TRUNCATE);
             let access = if writes { Access::Write } else { Access::Read };
-            let full = check(state, fd.rep(), &path, access)?;
+            let Some(full) = check(state, fd.rep(), &path, access)? else {
+                return Ok((Err(ErrorCode::NoEntry),));
+            };
             let opened = fs::HostDescriptor::open_at(
                 &mut state.filesystem(),
                 fd,
@@ -329,7 +342,9 @@ pub(crate) fn watch<T: HasCapabilities + 'static>(linker: &mut Linker<T>) -> was
                 tracing::debug!(ancestor, "stat of a granted path's ancestor");
                 return Ok((Ok(ancestor_stat()),));
             }
-            let full = check(state, fd.rep(), &path, Access::Read)?;
+            let Some(full) = check(state, fd.rep(), &path, Access::Read)? else {
+                return Ok((Err(ErrorCode::NoEntry),));
+            };
             let stat = fs::HostDescriptor::stat_at(&mut state.filesystem(), fd, path_flags, path);
             state.capabilities().record_file(&full);
             Ok((result(state, stat.map(without_times))?,))
@@ -351,7 +366,9 @@ pub(crate) fn watch<T: HasCapabilities + 'static>(linker: &mut Linker<T>) -> was
                 // Not a symbolic link, as far as the guest can tell.
                 return Ok((Err(ErrorCode::Invalid),));
             }
-            check(state, fd.rep(), &path, Access::Read)?;
+            if check(state, fd.rep(), &path, Access::Read)?.is_none() {
+                return Ok((Err(ErrorCode::NoEntry),));
+            }
             let target = fs::HostDescriptor::readlink_at(&mut state.filesystem(), fd, path);
             Ok((result(state, target)?,))
         },
@@ -361,7 +378,9 @@ pub(crate) fn watch<T: HasCapabilities + 'static>(linker: &mut Linker<T>) -> was
         |mut store: Store<'_, T>,
          (fd, path_flags, path): (Resource<Descriptor>, PathFlags, String)| {
             let state = store.data_mut();
-            check(state, fd.rep(), &path, Access::Read)?;
+            if check(state, fd.rep(), &path, Access::Read)?.is_none() {
+                return Ok((Err(ErrorCode::NoEntry),));
+            }
             let hash: FsResult<MetadataHashValue> =
                 fs::HostDescriptor::metadata_hash_at(&mut state.filesystem(), fd, path_flags, path);
             Ok((result(state, hash)?,))
@@ -437,13 +456,16 @@ fn ancestor_stat() -> DescriptorStat {
 }
 
 /// The guest path of `path` relative to `fd`, if the grants allow `access`
-/// to it; otherwise the error that ends the expansion.
+/// to it; `None` if they do not but nothing exists there (the guest gets
+/// "not found", as it would natively: a macro probing for an optional file
+/// keeps working, and learns nothing it could not guess); otherwise the error
+/// that ends the expansion.
 fn check<T: HasCapabilities>(
     state: &mut T,
     fd: u32,
     path: &str,
     access: Access,
-) -> wasmtime::Result<String> {
+) -> wasmtime::Result<Option<String>> {
     let capabilities = state.capabilities();
     tracing::debug!(fd, base = ?capabilities.paths.get(&fd), path, ?access, "filesystem call");
     let Some(full) = capabilities.resolve(fd, path) else {
@@ -453,8 +475,19 @@ fn check<T: HasCapabilities>(
         };
         return Err(refuse_path(state, &shown, access));
     };
-    check_path(state, &full, access)?;
-    Ok(full)
+    let granted = access != Access::Write && capabilities.grants.covers(&full);
+    if granted {
+        return Ok(Some(full));
+    }
+    let missing = access != Access::Write
+        && std::fs::symlink_metadata(&full)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    if missing {
+        let name = capabilities.name(&full);
+        capabilities.inputs.insert(Input::Missing { path: name });
+        return Ok(None);
+    }
+    Err(refuse_path(state, &full, access))
 }
 
 fn check_path<T: HasCapabilities>(

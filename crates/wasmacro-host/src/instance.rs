@@ -545,8 +545,21 @@ fn explain_attempts(
             }
         )
     });
+    let missing = capabilities.missing();
+    let missing = (!missing.is_empty()).then(|| {
+        format!(
+            "\nnote: it looked for {}, which does not exist (in the sandbox a relative path is \
+             resolved from `/`, not from rustc's working directory)",
+            missing
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
     let note = |text: &str, notes: &[String]| {
         let mut text = text.to_string();
+        text.push_str(missing.as_deref().unwrap_or_default());
         if !notes.is_empty() {
             text.push_str(&format!(
                 "\nnote: in the wasmacro sandbox, the macro tried to {}",

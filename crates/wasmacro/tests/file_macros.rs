@@ -47,7 +47,7 @@ fn file_reading_macros_run_as_wasm_with_the_same_results() {
         native
             .other
             .iter()
-            .any(|l| l.starts_with("test result: ok. 5 passed")),
+            .any(|l| l.starts_with("test result: ok. 6 passed")),
         "{:#?}",
         native.other
     );
