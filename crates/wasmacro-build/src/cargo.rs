@@ -98,10 +98,29 @@ pub(crate) fn workspace_root(options: &BuildOptions, manifest: &Path) -> Option<
     path.parent().map(Path::to_path_buf)
 }
 
+/// `rustc -vV` of `rustc`, run once per process and compiler: the guest's
+/// key and the host triple both come from it.
+pub(crate) fn rustc_version(rustc: &Path) -> std::io::Result<Vec<u8>> {
+    static SEEN: std::sync::Mutex<Vec<(PathBuf, Vec<u8>)>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, version)) = seen.iter().find(|(path, _)| path == rustc) {
+        return Ok(version.clone());
+    }
+    let output = Command::new(rustc).arg("-vV").output()?;
+    if !output.status.success() {
+        return Err(std::io::Error::other(format!(
+            "`{} -vV` failed: {}",
+            rustc.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    seen.push((rustc.to_path_buf(), output.stdout.clone()));
+    Ok(output.stdout)
+}
+
 /// The host's target triple, from `rustc -vV`.
 fn host_triple(rustc: &Path) -> Option<String> {
-    let output = Command::new(rustc).arg("-vV").output().ok()?;
-    String::from_utf8(output.stdout)
+    String::from_utf8(rustc_version(rustc).ok()?)
         .ok()?
         .lines()
         .find_map(|l| l.strip_prefix("host: "))

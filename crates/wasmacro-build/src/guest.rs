@@ -19,14 +19,11 @@ pub(crate) fn key_of(rlib: &Path) -> String {
 
 /// The guest rlib, built if needed.
 pub(crate) fn ensure_guest(options: &BuildOptions) -> Result<PathBuf, BuildError> {
-    let version = Command::new(&options.rustc)
-        .arg("-vV")
-        .output()
-        .map_err(io_error(format!(
-            "running `{} -vV`",
-            options.rustc.display()
-        )))?;
-    let parts = std::iter::once(version.stdout.as_slice()).chain(
+    let version = crate::cargo::rustc_version(&options.rustc).map_err(io_error(format!(
+        "running `{} -vV`",
+        options.rustc.display()
+    )))?;
+    let parts = std::iter::once(version.as_slice()).chain(
         embedded::GUEST
             .iter()
             .flat_map(|(p, t)| [p.as_bytes(), t.as_bytes()]),
