@@ -89,7 +89,8 @@ fn join(base: &str, relative: &str) -> String {
 }
 
 /// `path` with `.` and `..` resolved lexically; `None` if `..` would climb
-/// above the start (a relative path) or above `/`.
+/// above the start of a relative path. Above `/`, `..` stays at `/`, as in
+/// POSIX (`/../x` is `/x`).
 pub fn normalize(path: &str) -> Option<String> {
     let absolute = path.starts_with('/');
     let mut parts: Vec<&str> = Vec::new();
@@ -97,7 +98,9 @@ pub fn normalize(path: &str) -> Option<String> {
         match part {
             "" | "." => {}
             ".." => {
-                parts.pop()?;
+                if parts.pop().is_none() && !absolute {
+                    return None;
+                }
             }
             part => parts.push(part),
         }
@@ -180,7 +183,8 @@ mod tests {
     fn normalisation_never_climbs_out() {
         assert_eq!(normalize("/a/./b/../c").as_deref(), Some("/a/c"));
         assert_eq!(normalize("/a/b/").as_deref(), Some("/a/b"));
-        assert_eq!(normalize("/.."), None);
+        assert_eq!(normalize("/..").as_deref(), Some("/"));
+        assert_eq!(normalize("//../x").as_deref(), Some("/x"));
         assert_eq!(normalize("a/../.."), None);
         assert!(env_matches("CARGO_PKG_*", "CARGO_PKG_NAME"));
         assert!(!env_matches("CARGO_PKG_NAME", "CARGO_PKG_NAMES"));
