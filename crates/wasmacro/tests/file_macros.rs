@@ -8,7 +8,7 @@ mod support;
 
 use std::path::Path;
 use std::sync::Mutex;
-use support::{Cargo, cargo_in, cargo_report, project_copy, summary, text};
+use support::{Cargo, assert_runs_as_wasm, cargo_in, cargo_report, project_copy, text};
 
 /// The tests share one project copy and its target directory.
 static PROJECT: Mutex<()> = Mutex::new(());
@@ -53,14 +53,7 @@ fn file_reading_macros_run_as_wasm_with_the_same_results() {
     );
     assert_eq!(native.other, wasm_report.other, "test output differs");
     assert_eq!(native.diagnostics, wasm_report.diagnostics);
-    let rows = summary(&stderr);
-    for name in FILE_MACROS {
-        let row = rows
-            .iter()
-            .find(|(krate, _, _)| krate.split(" v").next() == Some(name))
-            .unwrap_or_else(|| panic!("{name} is not in the summary:\n{stderr}"));
-        assert_eq!(row.1, "wasm", "{name}: {row:?}");
-    }
+    assert_runs_as_wasm(&stderr, FILE_MACROS);
 }
 
 /// Replaces `from` with `to` in `path`, or creates it with `to` if `from` is

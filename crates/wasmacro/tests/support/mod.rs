@@ -487,6 +487,19 @@ impl CargoReport {
 }
 
 /// The rows of `cargo wasmacro`'s summary table: (crate, runs, why).
+/// Asserts that the summary in `stderr` lists each package of `names` as
+/// running as wasm.
+pub fn assert_runs_as_wasm(stderr: &str, names: &[&str]) {
+    let rows = summary(stderr);
+    for name in names {
+        let row = rows
+            .iter()
+            .find(|(krate, _, _)| krate.split(" v").next() == Some(*name))
+            .unwrap_or_else(|| panic!("{name} is not in the summary:\n{stderr}"));
+        assert_eq!(row.1, "wasm", "{name}: {row:?}");
+    }
+}
+
 pub fn summary(stderr: &str) -> Vec<(String, String, String)> {
     let mut rows = Vec::new();
     let mut in_table = false;
