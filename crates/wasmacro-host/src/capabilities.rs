@@ -42,6 +42,9 @@ pub(crate) struct Capabilities {
     paths: HashMap<u32, String>,
     /// What the running expansion read.
     inputs: BTreeSet<Input>,
+    /// The files already recorded in `inputs`: a macro that opens or stats
+    /// one file many times (askama does) has it read and hashed once.
+    recorded_files: BTreeSet<String>,
     /// Whether the guest has fetched its environment (wasi-libc does it once
     /// per instance and keeps it, so every later expansion may read it).
     environment_read: bool,
@@ -87,6 +90,7 @@ impl Capabilities {
             grants: grants.clone(),
             paths: HashMap::new(),
             inputs: BTreeSet::new(),
+            recorded_files: BTreeSet::new(),
             environment_read: false,
         })
     }
@@ -99,6 +103,7 @@ impl Capabilities {
     /// Starts a new expansion's record.
     pub(crate) fn begin(&mut self) {
         self.inputs.clear();
+        self.recorded_files.clear();
     }
 
     /// What the expansion since [`Capabilities::begin`] read, sorted.
@@ -149,6 +154,9 @@ impl Capabilities {
     }
 
     fn record_file(&mut self, path: &str) {
+        if !self.recorded_files.insert(path.to_string()) {
+            return;
+        }
         let name = self.name(path);
         let input = match std::fs::metadata(path) {
             Ok(metadata) if metadata.is_file() => match std::fs::read(path) {
