@@ -5,6 +5,7 @@
 use crate::{BuildError, BuildEvent, BuildOptions, WASM_TARGET, io_error};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use wasmacro_host::Section;
 use wasmacro_host::maintenance::mark_used;
 
 /// The component build's complete cargo output, in its work directory: the
@@ -139,7 +140,7 @@ pub(crate) fn build(
     progress: &dyn Fn(BuildEvent),
 ) -> Result<PathBuf, BuildError> {
     let (name, version) = package;
-    let target_dir = options.cache.root().join("target");
+    let target_dir = options.cache.section(Section::Target);
     for dir in ["release", WASM_TARGET] {
         mark_used(&target_dir.join(dir));
     }

@@ -6,6 +6,7 @@ use crate::key::Key;
 use crate::{BuildError, BuildOptions, WASM_TARGET, embedded, files::write_if_changed, io_error};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use wasmacro_host::Section;
 use wasmacro_host::maintenance::mark_used;
 
 /// What names the guest rlib `ensure_guest` returned: the rustc version and
@@ -28,7 +29,7 @@ pub(crate) fn ensure_guest(options: &BuildOptions) -> Result<PathBuf, BuildError
             .iter()
             .flat_map(|(p, t)| [p.as_bytes(), t.as_bytes()]),
     );
-    let guest_root = options.cache.root().join("guest");
+    let guest_root = options.cache.section(Section::Guest);
     let dir = guest_root.join(Key::of("guest", parts).short());
     let rlib = dir.join("libproc_macro.rlib");
     if rlib.is_file() {

@@ -46,7 +46,7 @@ pub use embedded::embedded_sources_digest;
 
 use std::path::{Path, PathBuf};
 use wasmacro_host::maintenance::mark_used;
-use wasmacro_host::{CacheDir, ComponentHash, Runtime};
+use wasmacro_host::{CacheDir, ComponentHash, Runtime, Section};
 use wasmacro_protocol::MacroDecl;
 
 /// The target every component is built for.
@@ -261,7 +261,7 @@ pub fn build_component_with_progress(
     // Found again by everything the component depends on: the work
     // directory's content and the guest rlib (named by rustc's version and
     // the guest sources).
-    let record = options.cache.root().join("built").join(format!(
+    let record = options.cache.section(Section::Built).join(format!(
         "{}-{}-{}",
         plan.name,
         plan.version,

@@ -8,6 +8,7 @@ use crate::{BuildError, BuildOptions, PackageSource, cargo, io_error};
 use cargo_metadata::{DependencyKind, Metadata, Package, PackageId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
+use wasmacro_host::Section;
 use wasmacro_host::maintenance::mark_used;
 
 /// The package to build and what it needs from outside the registry.
@@ -231,8 +232,7 @@ fn canonical(path: &Path) -> PathBuf {
 fn fetch_project(options: &BuildOptions, name: &str, version: &str) -> Result<PathBuf, BuildError> {
     let fetch = options
         .cache
-        .root()
-        .join("fetch")
+        .section(Section::Fetch)
         .join(format!("{name}-{version}"));
     std::fs::create_dir_all(fetch.join("src"))
         .map_err(io_error(format!("creating {}", fetch.display())))?;

@@ -27,6 +27,7 @@ use crate::{BuildError, BuildOptions, embedded, rewrite, syn1};
 use cargo_metadata::{Package, PackageId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use wasmacro_host::Section;
 
 /// The proc-macro package's directory in the work directory.
 pub(crate) const PACKAGE_DIR: &str = "pkg";
@@ -277,7 +278,7 @@ impl Plan {
 
     /// The work directory for `key` in the cache.
     pub(crate) fn work_dir(&self, options: &BuildOptions, key: &Key) -> PathBuf {
-        options.cache.root().join("build").join(format!(
+        options.cache.section(Section::Build).join(format!(
             "{}-{}-{}",
             self.name,
             self.version,

@@ -7,11 +7,13 @@
 //! entries carry a BLAKE3 checksum; an entry that fails it is rebuilt.
 
 use crate::error::LoadError;
+use crate::layout::CacheDir;
+use crate::precompiled::{PrecompiledEntry, Unusable};
 use std::fmt;
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -44,77 +46,6 @@ impl fmt::Display for ComponentHash {
         f.write_str(&self.0)
     }
 }
-
-/// The layout of wasmacro's cache directory.
-#[derive(Clone, Debug)]
-pub struct CacheDir {
-    root: PathBuf,
-}
-
-impl CacheDir {
-    /// The environment variable that overrides the cache location.
-    pub const ENV: &'static str = "WASMACRO_CACHE_DIR";
-
-    /// A cache rooted at `root`, made absolute (paths into the cache are
-    /// remapped in components and handed to rustc).
-    pub fn new(root: impl Into<PathBuf>) -> CacheDir {
-        let root = root.into();
-        CacheDir {
-            root: std::path::absolute(&root).unwrap_or(root),
-        }
-    }
-
-    /// `$WASMACRO_CACHE_DIR`, else `$XDG_CACHE_HOME/wasmacro`, else
-    /// `$HOME/.cache/wasmacro`, else `wasmacro-cache` in the temporary
-    /// directory — never the current directory, where a cloned repository
-    /// could plant shims for rustc to load.
-    pub fn from_env() -> CacheDir {
-        if let Some(dir) = std::env::var_os(Self::ENV).filter(|d| !d.is_empty()) {
-            return CacheDir::new(dir);
-        }
-        if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-            return CacheDir::new(PathBuf::from(dir).join("wasmacro"));
-        }
-        if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-            return CacheDir::new(PathBuf::from(home).join(".cache").join("wasmacro"));
-        }
-        CacheDir::new(std::env::temp_dir().join("wasmacro-cache"))
-    }
-
-    /// The root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// Where components live, by hash.
-    pub fn components(&self) -> PathBuf {
-        self.root.join("components")
-    }
-
-    /// Where precompiled code lives.
-    pub fn precompiled(&self) -> PathBuf {
-        self.root.join("precompiled")
-    }
-
-    /// Creates the cache directory if needed and checks that it can be
-    /// written: every command that builds or caches needs to.
-    pub fn ensure_writable(&self) -> Result<(), LoadError> {
-        fs::create_dir_all(&self.root)
-            .and_then(|()| tempfile::NamedTempFile::new_in(&self.root).map(drop))
-            .map_err(|source| LoadError::CacheUnwritable {
-                dir: self.root.clone(),
-                source,
-            })
-    }
-
-    /// The component with this hash.
-    pub fn component(&self, hash: &ComponentHash) -> PathBuf {
-        self.components().join(format!("{hash}.wasm"))
-    }
-}
-
-/// Magic bytes opening a precompiled entry: format name and version.
-pub(crate) const PRECOMPILED_MAGIC: &[u8; 8] = b"WMCWASM1";
 
 /// Components and their precompiled code, on disk.
 pub struct ComponentCache {
@@ -170,33 +101,25 @@ impl ComponentCache {
         Ok(bytes)
     }
 
-    /// The compiled component: from precompiled code if a valid entry exists,
-    /// else compiled now and cached.
+    /// The compiled component: mapped from precompiled code if a valid entry
+    /// exists, else compiled now and cached.
     pub fn load(&self, engine: &Engine, hash: &ComponentHash) -> Result<Component, LoadError> {
-        let path = self
-            .dir
-            .precompiled()
-            .join(format!("{hash}-{}.cwasm", self.engine_key));
-        if let Ok(entry) = fs::read(&path) {
-            match verified_payload(&entry) {
-                Some(code) => {
-                    // SAFETY: the payload was produced by `precompile_component`
-                    // of an engine with the same compatibility hash and its
-                    // checksum matches, so it is the bytes wasmtime wrote.
-                    match unsafe { Component::deserialize(engine, code) } {
-                        Ok(component) => {
-                            crate::maintenance::mark_used(&path);
-                            crate::maintenance::mark_used(&self.dir.component(hash));
-                            return Ok(component);
-                        }
-                        Err(e) => {
-                            tracing::warn!(path = %path.display(), "discarding precompiled entry: {e}")
-                        }
-                    }
-                }
-                None => {
-                    tracing::warn!(path = %path.display(), "precompiled entry fails its checksum; rebuilding")
-                }
+        let entry = PrecompiledEntry::new(
+            &self.dir.precompiled(),
+            &format!("{hash}-{}", self.engine_key),
+        );
+        match entry.load(engine) {
+            Ok(component) => {
+                crate::maintenance::mark_used(&self.dir.component(hash));
+                return Ok(component);
+            }
+            Err(Unusable::Missing) => {}
+            Err(Unusable::Corrupt(why)) => {
+                tracing::warn!(path = %entry.code_path().display(), "precompiled entry removed, rebuilding: {why}")
+            }
+            Err(Unusable::Refused(why)) => {
+                tracing::warn!(path = %entry.code_path().display(), "discarding precompiled entry: {why}");
+                entry.remove();
             }
         }
         let bytes = self.component_bytes(hash)?;
@@ -206,8 +129,7 @@ impl ComponentCache {
                 what: format!("component {hash}"),
                 reason: format!("{e:#}"),
             })?;
-        let checksum = blake3::hash(&code);
-        if let Err(e) = write_atomically(&path, &[PRECOMPILED_MAGIC, checksum.as_bytes(), &code]) {
+        if let Err(e) = entry.store(&code) {
             // A read-only cache still works, just without reuse.
             tracing::warn!("could not cache precompiled code: {e}");
         }
@@ -217,13 +139,6 @@ impl ComponentCache {
             reason: format!("{e:#}"),
         })
     }
-}
-
-/// The payload of a precompiled entry if its magic and checksum are right.
-pub(crate) fn verified_payload(entry: &[u8]) -> Option<&[u8]> {
-    let rest = entry.strip_prefix(PRECOMPILED_MAGIC.as_slice())?;
-    let (checksum, payload) = rest.split_at_checked(32)?;
-    (blake3::hash(payload).as_bytes() == checksum).then_some(payload)
 }
 
 /// Writes `parts` to `path` through a temporary file and a rename.

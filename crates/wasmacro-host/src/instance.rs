@@ -2,9 +2,10 @@
 
 use crate::bindings::wasmacro::proc_macro::{host, types as wit};
 use crate::bindings::{ProcMacroComponent, ProcMacroComponentPre};
-use crate::cache::{CacheDir, ComponentCache, ComponentHash};
+use crate::cache::{ComponentCache, ComponentHash};
 use crate::capabilities::{Capabilities, HasCapabilities};
 use crate::error::{ExpandError, LoadError};
+use crate::layout::CacheDir;
 use crate::limits::{Limits, Size};
 use crate::wasi::{SandboxAttempt, deterministic_ctx};
 use std::collections::BTreeSet;
@@ -196,7 +197,7 @@ impl Runtime {
         // What backs the guest's `/`: every path through it is refused, so
         // it only has to exist. A cache that cannot hold it fails each
         // instantiation with the reason, not the runtime.
-        let sandbox_root = cache_dir.root().join("sandbox-root");
+        let sandbox_root = cache_dir.section(crate::Section::SandboxRoot);
         if let Err(e) = std::fs::create_dir_all(&sandbox_root) {
             tracing::debug!("cannot create {}: {e}", sandbox_root.display());
         }

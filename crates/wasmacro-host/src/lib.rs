@@ -20,19 +20,22 @@ mod capabilities;
 pub mod edition;
 mod error;
 mod instance;
+mod layout;
 mod limits;
+mod precompiled;
 pub mod maintenance;
 pub mod records;
 pub mod server;
 pub mod session;
 mod wasi;
 
-pub use cache::{CacheDir, ComponentCache, ComponentHash, write_atomically};
+pub use cache::{ComponentCache, ComponentHash, write_atomically};
 pub use error::{ExpandError, LoadError};
 pub use instance::{
     Backend, Isolation, LoadedComponent, MacroInstance, Runtime, RuntimeConfig, SpanOracle,
     SpanOracleError,
 };
+pub use layout::{CacheDir, Section};
 pub use limits::{ApproxSize, LimitError, Limits, Size};
 
 /// Generated bindings for the `wasmacro:proc-macro` world.

@@ -9,29 +9,19 @@
 //! code, using a shim, and every component build mark what they use
 //! ([`mark_used`]), so nothing a running build needs is old enough to collect.
 
-use crate::cache::{CacheDir, ComponentHash, PRECOMPILED_MAGIC, verified_payload};
+use crate::cache::ComponentHash;
+use crate::precompiled::{PrecompiledEntry, Unusable};
+use crate::layout::{CacheDir, Section};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-/// The sections of the cache, and what each holds.
-pub const SECTIONS: [(&str, &str); 8] = [
-    ("components", "components by content hash"),
-    ("precompiled", "native code for components, per engine"),
-    ("shims", "native shim proc macros, per rustc"),
-    ("built", "records of component builds, by inputs"),
-    ("build", "work directories of component builds"),
-    ("guest", "the guest `proc_macro` built for wasm, per rustc"),
-    ("fetch", "registry packages, unpacked"),
-    ("target", "cargo's target directory for wasm builds"),
-];
-
 /// The size of one section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SectionStats {
-    /// Its directory name.
-    pub name: String,
+    /// The section.
+    pub section: Section,
     /// Direct entries.
     pub entries: u64,
     /// Bytes of all files below it.
@@ -41,15 +31,15 @@ pub struct SectionStats {
 /// How many entries and bytes each section holds (sections that do not exist
 /// yet count as empty).
 pub fn stats(cache: &CacheDir) -> Vec<SectionStats> {
-    SECTIONS
+    Section::ALL
         .iter()
-        .map(|(name, _)| {
-            let dir = cache.root().join(name);
+        .map(|&section| {
+            let dir = cache.section(section);
             let entries = fs::read_dir(&dir)
                 .map(|e| e.flatten().filter(|e| !is_temporary(&e.path())).count() as u64)
                 .unwrap_or(0);
             SectionStats {
-                name: name.to_string(),
+                section,
                 entries,
                 bytes: size_of(&dir),
             }
@@ -116,14 +106,27 @@ pub fn verify(cache: &CacheDir) -> io::Result<Vec<Problem>> {
             }
             continue;
         }
-        let Some(entry) = read_if_present(&path)? else {
+        let Some(entry) = PrecompiledEntry::of_file(&path) else {
+            found(path, "not a precompiled entry".into())?;
             continue;
         };
-        if !entry.starts_with(PRECOMPILED_MAGIC) {
-            found(path, "corrupt: not a precompiled entry".into())?;
-        } else if verified_payload(&entry).is_none() {
-            found(path, "corrupt: it fails its checksum (truncated?)".into())?;
+        if path != entry.code_path() {
+            // A checksum file is checked with its code file, if it has one.
+            if !entry.code_path().exists() {
+                found(path, "a checksum file without code".into())?;
+            }
+            continue;
         }
+        let what = match entry.check() {
+            Ok(()) => continue,
+            // Entries are replaced by rename: one may vanish under us.
+            Err(Unusable::Missing) if !path.exists() => continue,
+            Err(Unusable::Missing) => "corrupt: it has no checksum file".to_string(),
+            Err(Unusable::Corrupt(why)) => format!("corrupt: {why}"),
+            Err(Unusable::Refused(why)) => format!("corrupt: {why}"),
+        };
+        entry.remove();
+        found(path, what)?;
     }
     Ok(problems)
 }
@@ -147,15 +150,12 @@ pub fn gc(
 ) -> io::Result<GcReport> {
     let now = SystemTime::now();
     let mut report = GcReport::default();
-    for (section, _) in SECTIONS {
-        if section == "components" && !components {
+    for section in Section::ALL {
+        if !section.collectable() || (section == Section::Components && !components) {
             continue;
         }
-        for path in entries(&cache.root().join(section))? {
-            let used = fs::symlink_metadata(&path)
-                .and_then(|m| m.modified())
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            if now.duration_since(used).unwrap_or_default() < max_age {
+        for path in entries(&cache.section(section))? {
+            if now.duration_since(last_use(&path)).unwrap_or_default() < max_age {
                 continue;
             }
             report.bytes += size_of(&path);
@@ -166,6 +166,21 @@ pub fn gc(
         }
     }
     Ok(report)
+}
+
+/// When an entry was last used: its modification time, and for either file
+/// of a precompiled entry the later of the two (loading marks the checksum
+/// file), so both go together.
+fn last_use(path: &Path) -> SystemTime {
+    let modified = |path: &Path| {
+        fs::symlink_metadata(path)
+            .and_then(|m| m.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    };
+    match PrecompiledEntry::of_file(path) {
+        Some(entry) => modified(entry.code_path()).max(modified(entry.sum_path())),
+        None => modified(path),
+    }
 }
 
 /// Marks a cache entry used now, for `gc`. Failure only means the entry may

@@ -298,12 +298,13 @@ fn cache_command(action: CacheAction) -> Result<ExitCode> {
         CacheAction::Stats => {
             println!("wasmacro cache at {root}");
             let sections = maintenance::stats(&cache);
-            for (section, (_, what)) in sections.iter().zip(maintenance::SECTIONS) {
+            for stats in &sections {
                 println!(
-                    "  {:<12} {:>6} entries  {:>10}  {what}",
-                    section.name,
-                    section.entries,
-                    ApproxSize(section.bytes)
+                    "  {:<12} {:>6} entries  {:>10}  {}",
+                    stats.section.name(),
+                    stats.entries,
+                    ApproxSize(stats.bytes),
+                    stats.section.description()
                 );
             }
             let total: u64 = sections.iter().map(|s| s.bytes).sum();

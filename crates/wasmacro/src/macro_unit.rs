@@ -17,7 +17,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use wasmacro_build::{BuildEvent, BuildOptions, PackageSource};
-use wasmacro_host::{CacheDir, Limits, Runtime, RuntimeConfig};
+use wasmacro_host::{CacheDir, Limits, Runtime, RuntimeConfig, Section};
 
 /// Set (to the workspace root) when proc-macro crates should become
 /// components: by `cargo wasmacro`, or by a `.cargo/config.toml` opt-in.
@@ -239,7 +239,7 @@ fn component_for(
         edition: wasmacro_host::edition::shim_edition(&built.bytes),
         grants,
     };
-    let shim = wasmacro_shim::ensure_shim(&rustc, &cache.root().join("shims"), &spec)
+    let shim = wasmacro_shim::ensure_shim(&rustc, &cache.section(Section::Shims), &spec)
         .map_err(|e| format!("its shim did not compile: {e}"))?;
     Ok(UnitComponent {
         hash: built.hash.as_str().to_string(),

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use wasmacro_host::{CacheDir, Runtime, RuntimeConfig};
+use wasmacro_host::{CacheDir, Runtime, RuntimeConfig, Section};
 use wasmacro_shim::ShimSpec;
 
 /// Whether an argument names a rustc executable (cargo's wrapper convention;
@@ -234,7 +234,7 @@ fn rewrite_extern(
         edition: wasmacro_host::edition::shim_edition(&bytes),
         grants: &grants,
     };
-    let shim = wasmacro_shim::ensure_shim(rustc, &cache.root().join("shims"), &spec)
+    let shim = wasmacro_shim::ensure_shim(rustc, &cache.section(Section::Shims), &spec)
         .with_context(|| format!("making the native shim for {path}"))?;
     if let Some(dir) = shim.parent() {
         wasmacro_host::maintenance::mark_used(dir);

@@ -300,7 +300,8 @@ fn corrupt_cache_entries_are_detected_and_rebuilt() {
     }
     // Components stay unless asked for: target directories refer to them.
     let collected = cache_command(&["gc", "--max-age-days", "30"]);
-    assert!(collected.contains("removed 2 entries"), "{collected}");
+    // The shim, and the precompiled code with its checksum file.
+    assert!(collected.contains("removed 3 entries"), "{collected}");
     let stats = cache_command(&["stats"]);
     assert!(stats.contains("components        1 entries"), "{stats}");
     let collected = cache_command(&["gc", "--max-age-days", "30", "--include-components"]);
@@ -310,6 +311,43 @@ fn corrupt_cache_entries_are_detected_and_rebuilt() {
     // And what was collected is rebuilt when next needed.
     let third = compile();
     assert!(third.status.success(), "{}", text(&third.stderr));
+}
+
+#[test]
+fn precompiled_code_changed_in_place_is_verified_again_and_rebuilt() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
+    let env = [("WASMACRO_CACHE_DIR", cache_dir.as_str())];
+    let compile = || {
+        let output = rustc_hostile_example("clock", &env)
+            .output()
+            .expect("rustc runs");
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    };
+    // The first compilation writes the entry, the second verifies it once
+    // and from then on trusts it by its stamp: mapped, not hashed.
+    compile();
+    compile();
+    let code: Vec<PathBuf> = files_in(&cache.path().join("precompiled"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(code.len(), 1, "{code:?}");
+    let original = std::fs::read(&code[0]).unwrap();
+    // Same size, same file, one byte of code changed: only its change time
+    // tells.
+    let mut flipped = original.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0xff;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&code[0])
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &flipped))
+        .unwrap();
+    compile();
+    let now = std::fs::read(&code[0]).unwrap();
+    assert_ne!(now, flipped, "the changed code was mapped and kept");
+    assert_eq!(now.len(), original.len());
 }
 
 #[test]
