@@ -4,7 +4,8 @@
 //!
 //! 1. **Expansion.** A generated corpus of 500 structs and enums of realistic
 //!    shapes, each deriving `Serialize` and `Deserialize` (1,000 expansions),
-//!    is compiled by rustc (`--emit=metadata`) with serde_derive native, as a
+//!    is compiled by rustc (`--emit=metadata`) with serde_derive native
+//!    (optimised, and as cargo builds proc macros by default: `opt-level = 0`), as a
 //!    wasmacro component, and — for serde_derive 1.0.137 — as watt's
 //!    `wa-serde-derive`. rustc's own `-Z time-passes` (`RUSTC_BOOTSTRAP=1`,
 //!    for measuring only) reports `expand_crate`, the phase that runs the
@@ -42,6 +43,11 @@ use support::NativeDeps;
 
 const TYPES: usize = 500;
 
+/// Where section 1's baselines (the corpus without derives) sit among its
+/// variants.
+const BASE_229: usize = 0;
+const BASE_137: usize = 4;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let runs: usize = args
@@ -59,8 +65,21 @@ fn main() {
     let projects = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("benches")
         .join("projects");
-    let deps_229 = build_native_deps(&projects.join("serde-1.0.229"), &work.join("target-229"));
-    let deps_137 = build_native_deps(&projects.join("serde-1.0.137"), &work.join("target-137"));
+    let deps_229 = build_native_deps(
+        &projects.join("serde-1.0.229"),
+        &work.join("target-229"),
+        Profile::Optimised,
+    );
+    let deps_229_default = build_native_deps(
+        &projects.join("serde-1.0.229"),
+        &work.join("target-229-default"),
+        Profile::CargoDefault,
+    );
+    let deps_137 = build_native_deps(
+        &projects.join("serde-1.0.137"),
+        &work.join("target-137"),
+        Profile::Optimised,
+    );
     let component_229 = component("serde_derive@1.0.229", &work, &cache);
     let component_137 = component("serde_derive@1.0.137", &work, &cache);
 
@@ -128,6 +147,12 @@ fn main() {
             &deps_229,
             "derives.rs",
             Macro::Wasm(component_229.clone(), "cranelift"),
+        ),
+        Variant::new(
+            "native 1.0.229, cargo's opt-level 0",
+            &deps_229_default,
+            "derives.rs",
+            Macro::Native("serde_derive"),
         ),
         Variant::new(
             "baseline (no derives), 1.0.137",
@@ -201,11 +226,12 @@ fn main() {
         "variant", "expand_crate", "net of base", "per expansion", "rustc total"
     );
     let net = |i: usize, base: usize| medians[i].0.saturating_sub(medians[base].0);
+    // Each variant is measured net of the baseline of its serde version.
     let base_of = |variant: &Variant| {
-        if variant.deps.deps_dir == deps_229.deps_dir {
-            0
+        if variant.deps.deps_dir == deps_137.deps_dir {
+            BASE_137
         } else {
-            3
+            BASE_229
         }
     };
     for (i, variant) in variants.iter().enumerate() {
@@ -235,28 +261,36 @@ fn main() {
         ratio(net(2, 0), net(1, 0))
     );
     println!(
+        "wasmacro / native at cargo's default opt-level 0, 1.0.229: {:.2}",
+        ratio(net(2, 0), net(3, 0))
+    );
+    println!(
         "watt / native,     serde_derive 1.0.137: {:.2}",
-        ratio(net(5, 3), net(4, 3))
+        ratio(net(6, BASE_137), net(5, BASE_137))
     );
     println!(
         "watt / wasmacro,   serde_derive 1.0.137 vs 1.0.229: {:.1}",
-        ratio(net(5, 3), net(2, 0))
+        ratio(net(6, BASE_137), net(2, 0))
     );
     let index = |name: &str| variants.iter().position(|v| v.name == name);
     if let Some(i) = index("wasmacro serde_derive 1.0.137") {
         println!(
             "wasmacro / native, serde_derive 1.0.137: {:.2}",
-            ratio(net(i, 3), net(4, 3))
+            ratio(net(i, BASE_137), net(5, BASE_137))
         );
         println!(
             "watt / wasmacro,   serde_derive 1.0.137: {:.1}",
-            ratio(net(5, 3), net(i, 3))
+            ratio(net(6, BASE_137), net(i, BASE_137))
         );
     }
     if let Some(i) = index("wasmacro 1.0.229 in process") {
         println!(
             "in process / native, serde_derive 1.0.229: {:.2}",
             ratio(net(i, 0), net(1, 0))
+        );
+        println!(
+            "in process / native at opt-level 0, 1.0.229: {:.2}",
+            ratio(net(i, 0), net(3, 0))
         );
         println!(
             "in process / server, serde_derive 1.0.229: {:.2}",
@@ -444,9 +478,23 @@ fn median(mut values: Vec<Duration>) -> Duration {
     values.get(values.len() / 2).copied().unwrap_or_default()
 }
 
+/// How the native proc macros are compiled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    /// `opt-level = 3`, the fastest native macro (the bench projects set it).
+    Optimised,
+    /// What cargo builds by default, in debug and release alike: proc macros
+    /// and their dependencies under `build-override`, `opt-level = 0`.
+    CargoDefault,
+}
+
 /// Native libraries and proc macros built by cargo from a fixed lockfile.
-fn build_native_deps(project: &Path, target: &Path) -> NativeDeps {
-    let output = Command::new(env!("CARGO"))
+fn build_native_deps(project: &Path, target: &Path, profile: Profile) -> NativeDeps {
+    let mut command = Command::new(env!("CARGO"));
+    if profile == Profile::CargoDefault {
+        command.args(["--config", "profile.release.build-override.opt-level=0"]);
+    }
+    let output = command
         .current_dir(project)
         .args([
             "build",
