@@ -43,6 +43,10 @@ pub(crate) const GLUE: &[(&str, &str)] = &[
         "src/bindings.rs",
         include_str!("../../wasmacro-guest-glue/src/bindings.rs"),
     ),
+    (
+        "src/size_classes.rs",
+        include_str!("../../wasmacro-guest-glue/src/size_classes.rs"),
+    ),
 ];
 
 /// The register macros package, likewise.
