@@ -415,9 +415,12 @@ fn clamp(n: usize) -> u32 {
 /// Flattens a rustc token stream into pre-order protocol tokens, recording
 /// its groups in `table` so unchanged ones can be handed back as they were.
 pub fn flatten(stream: TokenStream, table: &mut SpanTable) -> Vec<protocol::Token> {
-    let mut tokens = Vec::new();
     let mut groups = Vec::new();
-    flatten_into(stream, table, &mut tokens, &mut groups);
+    let tokens = protocol::flat::flatten::<Rustc>(
+        stream,
+        &mut |span| table.insert(span),
+        &mut |handle, group, range| groups.push((handle, group, range)),
+    );
     let base = table.input.len();
     for (handle, group, range) in groups {
         let Some(slot) = table.index(handle) else {
@@ -432,59 +435,44 @@ pub fn flatten(stream: TokenStream, table: &mut SpanTable) -> Vec<protocol::Toke
     tokens
 }
 
-type GroupOrigin = (SpanHandle, Group, std::ops::Range<usize>);
+/// rustc's `proc_macro`, for [`protocol::flat`].
+struct Rustc;
 
-fn flatten_into(
-    stream: TokenStream,
-    table: &mut SpanTable,
-    tokens: &mut Vec<protocol::Token>,
-    groups: &mut Vec<GroupOrigin>,
-) {
-    for tree in stream {
+impl protocol::flat::TokenTrees for Rustc {
+    type Stream = TokenStream;
+    type Tree = TokenTree;
+    type Group = Group;
+    type Span = Span;
+
+    fn parts(tree: TokenTree) -> protocol::flat::TreeParts<Rustc> {
+        use protocol::flat::TreeParts;
         match tree {
-            TokenTree::Group(group) => {
-                let index = tokens.len();
-                let whole = table.insert(group.span());
-                tokens.push(protocol::Token::Group {
-                    delimiter: match group.delimiter() {
-                        Delimiter::Parenthesis => protocol::Delimiter::Parenthesis,
-                        Delimiter::Brace => protocol::Delimiter::Brace,
-                        Delimiter::Bracket => protocol::Delimiter::Bracket,
-                        Delimiter::None => protocol::Delimiter::None,
-                    },
-                    span: whole,
-                    open: table.insert(group.span_open()),
-                    close: table.insert(group.span_close()),
-                    len: 0,
-                });
-                flatten_into(group.stream(), table, tokens, groups);
-                let inner = (tokens.len() - index - 1) as u32;
-                if let Some(protocol::Token::Group { len, .. }) = tokens.get_mut(index) {
-                    *len = inner;
-                }
-                groups.push((whole, group, index..tokens.len()));
-            }
-            TokenTree::Ident(ident) => {
-                let text = ident.to_string();
-                let (name, is_raw) = match text.strip_prefix("r#") {
-                    Some(name) => (name.to_string(), true),
-                    None => (text, false),
-                };
-                tokens.push(protocol::Token::Ident {
-                    name,
-                    is_raw,
-                    span: table.insert(ident.span()),
-                });
-            }
-            TokenTree::Punct(punct) => tokens.push(protocol::Token::Punct {
+            TokenTree::Group(group) => TreeParts::Group {
+                delimiter: match group.delimiter() {
+                    Delimiter::Parenthesis => protocol::Delimiter::Parenthesis,
+                    Delimiter::Brace => protocol::Delimiter::Brace,
+                    Delimiter::Bracket => protocol::Delimiter::Bracket,
+                    Delimiter::None => protocol::Delimiter::None,
+                },
+                span: group.span(),
+                open: group.span_open(),
+                close: group.span_close(),
+                stream: group.stream(),
+                group,
+            },
+            TokenTree::Ident(ident) => TreeParts::Ident {
+                text: ident.to_string(),
+                span: ident.span(),
+            },
+            TokenTree::Punct(punct) => TreeParts::Punct {
                 ch: punct.as_char(),
                 joint: punct.spacing() == Spacing::Joint,
-                span: table.insert(punct.span()),
-            }),
-            TokenTree::Literal(literal) => tokens.push(protocol::Token::Literal {
+                span: punct.span(),
+            },
+            TokenTree::Literal(literal) => TreeParts::Literal {
                 text: literal.to_string(),
-                span: table.insert(literal.span()),
-            }),
+                span: literal.span(),
+            },
         }
     }
 }

@@ -10,8 +10,8 @@
 //! ([`mark_used`]), so nothing a running build needs is old enough to collect.
 
 use crate::cache::ComponentHash;
-use crate::precompiled::{PrecompiledEntry, Unusable};
 use crate::layout::{CacheDir, Section};
+use crate::precompiled::{PrecompiledEntry, Unusable};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};

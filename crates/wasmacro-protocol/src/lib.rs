@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod codec;
+pub mod flat;
 mod grants;
 pub mod runtime_abi;
 

@@ -20,23 +20,40 @@ use wasmacro_protocol::{MacroDecl, MacroKind};
 
 /// The sources compiled into every shim, embedded so an installed `wasmacro`
 /// needs no source checkout.
-const PROTOCOL_LIB: &str = include_str!("../../wasmacro-protocol/src/lib.rs");
-const PROTOCOL_CODEC: &str = include_str!("../../wasmacro-protocol/src/codec.rs");
-const PROTOCOL_GRANTS: &str = include_str!("../../wasmacro-protocol/src/grants.rs");
-const PROTOCOL_RUNTIME_ABI: &str = include_str!("../../wasmacro-protocol/src/runtime_abi.rs");
-const CLIENT_LIB: &str = include_str!("../../wasmacro-client/src/lib.rs");
-const CLIENT_GRANTS: &str = include_str!("../../wasmacro-client/src/grants.rs");
-const CLIENT_IN_PROCESS: &str = include_str!("../../wasmacro-client/src/in_process.rs");
-
 /// Every embedded source, by its path in a shim's build directory.
-const SOURCES: [(&str, &str); 7] = [
-    ("protocol/lib.rs", PROTOCOL_LIB),
-    ("protocol/codec.rs", PROTOCOL_CODEC),
-    ("protocol/grants.rs", PROTOCOL_GRANTS),
-    ("protocol/runtime_abi.rs", PROTOCOL_RUNTIME_ABI),
-    ("client/lib.rs", CLIENT_LIB),
-    ("client/grants.rs", CLIENT_GRANTS),
-    ("client/in_process.rs", CLIENT_IN_PROCESS),
+const SOURCES: [(&str, &str); 8] = [
+    (
+        "protocol/lib.rs",
+        include_str!("../../wasmacro-protocol/src/lib.rs"),
+    ),
+    (
+        "protocol/codec.rs",
+        include_str!("../../wasmacro-protocol/src/codec.rs"),
+    ),
+    (
+        "protocol/flat.rs",
+        include_str!("../../wasmacro-protocol/src/flat.rs"),
+    ),
+    (
+        "protocol/grants.rs",
+        include_str!("../../wasmacro-protocol/src/grants.rs"),
+    ),
+    (
+        "protocol/runtime_abi.rs",
+        include_str!("../../wasmacro-protocol/src/runtime_abi.rs"),
+    ),
+    (
+        "client/lib.rs",
+        include_str!("../../wasmacro-client/src/lib.rs"),
+    ),
+    (
+        "client/grants.rs",
+        include_str!("../../wasmacro-client/src/grants.rs"),
+    ),
+    (
+        "client/in_process.rs",
+        include_str!("../../wasmacro-client/src/in_process.rs"),
+    ),
 ];
 
 /// A digest of the sources compiled into every shim: what changes when a new
@@ -324,6 +341,24 @@ pub fn ensure_shim(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_source_of_the_protocol_and_the_client_is_embedded() {
+        let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (krate, short) in [
+            ("wasmacro-protocol", "protocol"),
+            ("wasmacro-client", "client"),
+        ] {
+            for entry in std::fs::read_dir(crates.join(krate).join("src")).unwrap() {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                let embedded = format!("{short}/{name}");
+                assert!(
+                    SOURCES.iter().any(|(path, _)| *path == embedded),
+                    "{krate}/src/{name} is not in the shim's SOURCES"
+                );
+            }
+        }
+    }
 
     #[test]
     fn shim_declares_every_kind() {

@@ -12,6 +12,7 @@ use crate::macro_unit::{SESSION_ENV, STRICT_ENV, UnitRecord, WORKSPACE_ENV};
 use crate::policy::{Placement, Policy};
 use crate::rustc_wrapper::{STATS_ENV, exit_code, read_stats};
 use crate::status::{self, COLOR_ENV, STATUS_FD_ENV, inheritable_stderr};
+use crate::summary::{self, SummaryRow};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -104,9 +105,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
             }
         }
     }
-    if !quiet && !rows.is_empty() {
-        print_summary(&rows);
-    }
+    summary::report(&rows.iter().map(Row::summary).collect::<Vec<_>>(), quiet);
     if strict {
         let fallbacks: Vec<String> = rows
             .iter()
@@ -283,60 +282,18 @@ fn new_row(record: UnitRecord, compiled: bool) -> Row {
     }
 }
 
-/// A reason cut to fit a table column; the full text is in the warning cargo
-/// printed when the unit compiled.
-fn shorten(why: &str) -> String {
-    const WIDTH: usize = 64;
-    if why.chars().count() <= WIDTH {
-        why.to_string()
-    } else {
-        let cut: String = why.chars().take(WIDTH - 1).collect();
-        format!("{cut}…")
+impl Row {
+    fn summary(&self) -> SummaryRow {
+        SummaryRow {
+            krate: format!("{} v{}", self.record.package, self.record.version),
+            runs: self.record.placement.runs_as(),
+            why: Some(self.record.placement.why().to_string()),
+            fresh: !self.compiled,
+            expansions: self.expansions,
+            failures: self.failures,
+            micros: self.micros,
+        }
     }
-}
-
-fn print_summary(rows: &[Row]) {
-    let crate_width = rows
-        .iter()
-        .map(|r| r.record.package.len() + r.record.version.len() + 2)
-        .max()
-        .unwrap_or(0)
-        .max("proc-macro crate".len());
-    let why_width = rows
-        .iter()
-        .map(|r| shorten(r.record.placement.why()).chars().count() + if r.compiled { 0 } else { 8 })
-        .max()
-        .unwrap_or(0)
-        .max("why".len());
-    let mut out = format!(
-        "{:>12} {:<crate_width$}  {:<6}  {:<why_width$}  {:>10}  {:>10}\n",
-        "wasmacro", "proc-macro crate", "runs", "why", "expansions", "time"
-    );
-    for row in rows {
-        let name = format!("{} v{}", row.record.package, row.record.version);
-        let why = if row.compiled {
-            shorten(row.record.placement.why())
-        } else {
-            format!("{} (fresh)", shorten(row.record.placement.why()))
-        };
-        let (expansions, time) = match row.record.placement {
-            Placement::Wasm(_) => (
-                if row.failures > 0 {
-                    format!("{} ({} failed)", row.expansions, row.failures)
-                } else {
-                    row.expansions.to_string()
-                },
-                format!("{:.1} ms", row.micros as f64 / 1000.0),
-            ),
-            _ => ("-".into(), "-".into()),
-        };
-        out.push_str(&format!(
-            "{:>12} {name:<crate_width$}  {:<6}  {why:<why_width$}  {expansions:>10}  {time:>10}\n",
-            "",
-            row.record.placement.runs_as()
-        ));
-    }
-    eprint!("{out}");
 }
 
 #[cfg(test)]

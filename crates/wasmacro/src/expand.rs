@@ -10,6 +10,7 @@ use proc_macro2::{Delimiter as Pm2Delimiter, Spacing as Pm2Spacing, TokenTree as
 use std::path::Path;
 use std::str::FromStr;
 use wasmacro_host::{Runtime, SpanOracle, SpanOracleError};
+use wasmacro_protocol::flat::{TokenTrees, TreeParts};
 use wasmacro_protocol::{
     Delimiter, ExpandRequest, MacroKind, SpanAnswer, SpanHandle, SpanQuery, Token,
 };
@@ -104,59 +105,50 @@ pub fn protocol_tokens(
     stream: proc_macro2::TokenStream,
     span_of: &mut dyn FnMut(proc_macro2::Span) -> SpanHandle,
 ) -> Vec<Token> {
-    let mut tokens = Vec::new();
-    flatten(stream, span_of, &mut tokens);
-    tokens
+    wasmacro_protocol::flat::flatten::<ProcMacro2>(
+        stream,
+        &mut |span| span_of(span),
+        &mut |_, _, _| {},
+    )
 }
 
-fn flatten(
-    stream: proc_macro2::TokenStream,
-    span_of: &mut dyn FnMut(proc_macro2::Span) -> SpanHandle,
-    tokens: &mut Vec<Token>,
-) {
-    for tree in stream {
+/// proc-macro2's trees, for [`wasmacro_protocol::flat`].
+struct ProcMacro2;
+
+impl TokenTrees for ProcMacro2 {
+    type Stream = proc_macro2::TokenStream;
+    type Tree = Pm2Tree;
+    type Group = ();
+    type Span = proc_macro2::Span;
+
+    fn parts(tree: Pm2Tree) -> TreeParts<ProcMacro2> {
         match tree {
-            Pm2Tree::Group(group) => {
-                let index = tokens.len();
-                tokens.push(Token::Group {
-                    delimiter: match group.delimiter() {
-                        Pm2Delimiter::Parenthesis => Delimiter::Parenthesis,
-                        Pm2Delimiter::Brace => Delimiter::Brace,
-                        Pm2Delimiter::Bracket => Delimiter::Bracket,
-                        Pm2Delimiter::None => Delimiter::None,
-                    },
-                    span: span_of(group.span()),
-                    open: span_of(group.span_open()),
-                    close: span_of(group.span_close()),
-                    len: 0,
-                });
-                flatten(group.stream(), span_of, tokens);
-                let inner = (tokens.len() - index - 1) as u32;
-                if let Some(Token::Group { len, .. }) = tokens.get_mut(index) {
-                    *len = inner;
-                }
-            }
-            Pm2Tree::Ident(ident) => {
-                let text = ident.to_string();
-                let (name, is_raw) = match text.strip_prefix("r#") {
-                    Some(name) => (name.to_string(), true),
-                    None => (text, false),
-                };
-                tokens.push(Token::Ident {
-                    name,
-                    is_raw,
-                    span: span_of(ident.span()),
-                });
-            }
-            Pm2Tree::Punct(punct) => tokens.push(Token::Punct {
+            Pm2Tree::Group(group) => TreeParts::Group {
+                delimiter: match group.delimiter() {
+                    Pm2Delimiter::Parenthesis => Delimiter::Parenthesis,
+                    Pm2Delimiter::Brace => Delimiter::Brace,
+                    Pm2Delimiter::Bracket => Delimiter::Bracket,
+                    Pm2Delimiter::None => Delimiter::None,
+                },
+                span: group.span(),
+                open: group.span_open(),
+                close: group.span_close(),
+                stream: group.stream(),
+                group: (),
+            },
+            Pm2Tree::Ident(ident) => TreeParts::Ident {
+                text: ident.to_string(),
+                span: ident.span(),
+            },
+            Pm2Tree::Punct(punct) => TreeParts::Punct {
                 ch: punct.as_char(),
                 joint: punct.spacing() == Pm2Spacing::Joint,
-                span: span_of(punct.span()),
-            }),
-            Pm2Tree::Literal(literal) => tokens.push(Token::Literal {
+                span: punct.span(),
+            },
+            Pm2Tree::Literal(literal) => TreeParts::Literal {
                 text: literal.to_string(),
-                span: span_of(literal.span()),
-            }),
+                span: literal.span(),
+            },
         }
     }
 }

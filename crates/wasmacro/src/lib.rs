@@ -15,6 +15,7 @@ pub mod policy;
 mod policy_command;
 mod rustc_wrapper;
 mod status;
+pub mod summary;
 mod transport;
 
 pub use expand::protocol_tokens;

@@ -3,6 +3,7 @@
 //! native proc-macro crate forwarding to the component; everything else is
 //! passed to rustc untouched, and rustc's exit code is returned as is.
 
+use crate::summary::{self, SummaryRow};
 use anyhow::{Context, Result};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -161,25 +162,19 @@ fn print_summary(args: &[OsString], stats_dir: &Path) {
         row.failures += stats.failures;
         row.micros += stats.micros;
     }
-    eprintln!(
-        "{:>12} {:<24} {:<7} {:>10} {:>8} {:>10}",
-        "wasmacro", "proc-macro crate", "runs as", "expansions", "failed", "time"
-    );
-    for (name, row) in &rows {
-        let (expansions, failed, time) = if row.place == "wasm" {
-            (
-                row.expansions.to_string(),
-                row.failures.to_string(),
-                format!("{:.1} ms", row.micros as f64 / 1000.0),
-            )
-        } else {
-            ("-".into(), "-".into(), "-".into())
-        };
-        eprintln!(
-            "{:>12} {:<24} {:<7} {:>10} {:>8} {:>10}",
-            "", name, row.place, expansions, failed, time
-        );
-    }
+    let rows: Vec<SummaryRow> = rows
+        .into_iter()
+        .map(|(krate, row)| SummaryRow {
+            krate,
+            runs: row.place,
+            why: None,
+            fresh: false,
+            expansions: row.expansions,
+            failures: row.failures,
+            micros: row.micros,
+        })
+        .collect();
+    summary::report(&rows, false);
 }
 
 /// `NAME=PATH.wasm` -> `NAME=SHIM`; anything else unchanged.

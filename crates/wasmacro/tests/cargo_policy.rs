@@ -30,7 +30,7 @@ fn mixed_project_builds_and_macros_read_only_what_is_granted() {
     let native = cargo_in(&dir, Cargo::Plain, &["run", "--locked"]);
     assert_eq!(run.stdout, native.stdout);
 
-    let rows = summary(&stderr);
+    let rows = summary(&dir);
     let row = |name: &str| {
         rows.iter()
             .find(|r| r.0.starts_with(name))

@@ -53,7 +53,7 @@ fn file_reading_macros_run_as_wasm_with_the_same_results() {
     );
     assert_eq!(native.other, wasm_report.other, "test output differs");
     assert_eq!(native.diagnostics, wasm_report.diagnostics);
-    assert_runs_as_wasm(&stderr, FILE_MACROS);
+    assert_runs_as_wasm(&dir, FILE_MACROS);
 }
 
 /// Replaces `from` with `to` in `path`, or creates it with `to` if `from` is

@@ -399,7 +399,9 @@ pub fn cargo_in_with<V: AsRef<std::ffi::OsStr>>(
         Cargo::Plain => Command::new(env!("CARGO")),
         Cargo::Wasmacro => {
             let mut command = wasmacro();
-            command.arg("cargo");
+            command
+                .arg("cargo")
+                .env("WASMACRO_SUMMARY_JSON", summary_file(dir));
             command
         }
     };
@@ -486,42 +488,40 @@ impl CargoReport {
     }
 }
 
-/// The rows of `cargo wasmacro`'s summary table: (crate, runs, why).
-/// Asserts that the summary in `stderr` lists each package of `names` as
-/// running as wasm.
-pub fn assert_runs_as_wasm(stderr: &str, names: &[&str]) {
-    let rows = summary(stderr);
+/// Where [`cargo_in_with`] has `cargo wasmacro` in `dir` write its summary
+/// as JSON: beside the project, where no build script's change detection
+/// sees it.
+fn summary_file(dir: &Path) -> PathBuf {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    dir.with_file_name(format!("{name}.wasmacro-summary.json"))
+}
+
+/// Asserts that the summary of the last `cargo wasmacro` run in `dir` lists
+/// each package of `names` as running as wasm.
+pub fn assert_runs_as_wasm(dir: &Path, names: &[&str]) {
+    let rows = summary(dir);
     for name in names {
         let row = rows
             .iter()
             .find(|(krate, _, _)| krate.split(" v").next() == Some(*name))
-            .unwrap_or_else(|| panic!("{name} is not in the summary:\n{stderr}"));
+            .unwrap_or_else(|| panic!("{name} is not in the summary: {rows:#?}"));
         assert_eq!(row.1, "wasm", "{name}: {row:?}");
     }
 }
 
-pub fn summary(stderr: &str) -> Vec<(String, String, String)> {
-    let mut rows = Vec::new();
-    let mut in_table = false;
-    for line in stderr.lines() {
-        if line.trim_start().starts_with("wasmacro proc-macro crate") {
-            in_table = true;
-            continue;
-        }
-        if !in_table || !line.starts_with("             ") {
-            in_table = false;
-            continue;
-        }
-        let fields: Vec<&str> = line
-            .split("  ")
-            .map(str::trim)
-            .filter(|f| !f.is_empty())
-            .collect();
-        if let [krate, runs, why, ..] = fields[..] {
-            rows.push((krate.to_string(), runs.to_string(), why.to_string()));
-        }
-    }
-    rows
+/// The rows of the last `cargo wasmacro` run's summary in `dir`, read from
+/// its JSON: (crate, runs, why).
+pub fn summary(dir: &Path) -> Vec<(String, String, String)> {
+    let path = summary_file(dir);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("no summary at {}: {e}", path.display()));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text).expect("the summary is JSON");
+    rows.iter()
+        .map(|row| {
+            let field = |name: &str| row[name].as_str().unwrap_or_default().to_string();
+            (field("crate"), field("runs"), field("why"))
+        })
+        .collect()
 }
 
 pub fn text(bytes: &[u8]) -> String {
