@@ -12,7 +12,8 @@ ROOT=$PWD
 PROJECT=$(cd "${1:-examples/serde-demo}" && pwd)
 
 rustup target add wasm32-wasip2
-cargo build --release --locked -p wasmacro
+# The runtime library goes beside `wasmacro`, where shims load it into rustc.
+cargo build --release --locked -p wasmacro -p wasmacro-runtime
 # `cargo wasmacro` is the `cargo-wasmacro` executable on the PATH.
 export PATH="$ROOT/target/release:$PATH"
 OUT=$ROOT/target/demo

@@ -361,6 +361,8 @@ fn whole_builds(projects: &Path, work: &Path, cache: &Path, runs: usize, cold: b
                 command.arg("cargo");
                 if mode == Mode::InProcess {
                     support::in_process(&mut command);
+                } else {
+                    support::server(&mut command);
                 }
                 command
             }
@@ -597,6 +599,7 @@ impl<'a> Variant<'a> {
         let mut command = match &self.macro_crate {
             Macro::Wasm(_, backend) => {
                 let mut command = wasmacro(cache);
+                support::server(&mut command);
                 command.env("WASMACRO_BACKEND", backend);
                 command.args(["rustc", "rustc"]);
                 command

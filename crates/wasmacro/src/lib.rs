@@ -6,19 +6,12 @@
 //! context to the other crates' typed errors. It must never swallow an error,
 //! change a rustc or cargo exit code, or write to the user's `Cargo.lock`.
 
-mod cargo_command;
-mod dep_info;
 mod expand;
-pub mod grants;
-mod macro_unit;
-pub mod policy;
-mod policy_command;
-mod rustc_wrapper;
-mod status;
-pub mod summary;
-mod transport;
 
 pub use expand::protocol_tokens;
+pub use wasmacro_cargo::{grants, policy};
+
+use wasmacro_cargo::{cargo_command, macro_unit, policy_command, rustc_wrapper};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};

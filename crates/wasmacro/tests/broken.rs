@@ -63,6 +63,8 @@ fn wall_clock_backstop(in_process: bool) {
     );
     if in_process {
         support::in_process(&mut command);
+    } else {
+        support::server(&mut command);
     }
     let child = command
         .stdout(Stdio::piped())
@@ -106,17 +108,19 @@ fn find_server(marker: &str) -> Option<u32> {
 #[test]
 fn a_server_killed_mid_expansion_is_a_clear_error() {
     let marker = format!("killed-{}", std::process::id());
-    let child = rustc_hostile_example(
+    let mut command = rustc_hostile_example(
         "loop_forever",
         &[
             ("WASMACRO_LIMITS", "fuel=1e15,timeout=600s"),
             ("WASMACRO_TEST_MARKER", &marker),
         ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    );
+    // Only the server is a process of its own to kill.
+    let child = support::server(&mut command)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     let server = loop {
         if let Some(pid) = find_server(&marker) {

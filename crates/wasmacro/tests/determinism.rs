@@ -41,6 +41,8 @@ fn build_under(prefix: &str, in_process: bool) -> Build {
         .env_remove("RUSTC_WRAPPER");
     if in_process {
         support::in_process(&mut command);
+    } else {
+        support::server(&mut command);
     }
     let output = command.output().expect("cargo wasmacro runs");
     assert!(output.status.success(), "{}", text(&output.stderr));

@@ -282,6 +282,8 @@ fn hostile_cases(in_process: bool) {
             .env_remove("RUSTC_WRAPPER");
         if in_process {
             support::in_process(&mut command);
+        } else {
+            support::server(&mut command);
         }
         command.output().expect("cargo wasmacro runs")
     };

@@ -35,8 +35,17 @@ pub fn cache_dir() -> PathBuf {
     scratch().join("cache")
 }
 
+/// Selects the server for the shims `command`'s rustc loads (the default
+/// is the runtime in process when its library is there).
+pub fn server(command: &mut Command) -> &mut Command {
+    command
+        .env("WASMACRO_TRANSPORT", "server")
+        .env_remove("WASMACRO_RUNTIME")
+}
+
 /// Makes `command`'s rustc runs load the runtime library into rustc's
-/// process instead of starting servers.
+/// process, insisting on it (the library the tests' `wasmacro` has beside
+/// it, built if missing).
 pub fn in_process(command: &mut Command) -> &mut Command {
     command
         .env("WASMACRO_TRANSPORT", "in-process")

@@ -2,10 +2,13 @@
 //! starts: the runtime library loaded into rustc's process, or a `wasmacro
 //! serve` child per macro crate and rustc.
 //!
-//! `WASMACRO_TRANSPORT=in-process` selects the library (`libwasmacro_runtime`
-//! beside this executable, or the one `WASMACRO_RUNTIME` names);
-//! `server`, the default for now, the child process, which isolates rustc
-//! from a crash of the runtime.
+//! In process is the default: an expansion is a call, not a round trip to
+//! another process (the serde corpus: 0.64 × the server's expansion time,
+//! README *Performance*). It needs `libwasmacro_runtime` beside this
+//! executable (the README's commands put it there) or where
+//! `WASMACRO_RUNTIME` says; without one the server is used.
+//! `WASMACRO_TRANSPORT=server` chooses the child process, which isolates
+//! rustc from a crash of the runtime; `in-process` insists on the library.
 
 use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
@@ -33,13 +36,21 @@ impl Transport {
     /// The transport the environment selects.
     pub fn from_env() -> Result<Transport> {
         let server = std::env::current_exe()?;
+        let library = match std::env::var_os(RUNTIME_ENV) {
+            Some(path) => PathBuf::from(path),
+            None => beside(&server),
+        };
         match std::env::var(TRANSPORT_ENV).as_deref() {
-            Err(_) | Ok("server") => Ok(Transport::Server(server)),
+            Ok("server") => Ok(Transport::Server(server)),
+            Err(_) | Ok("") if !library.is_file() => {
+                tracing::debug!(
+                    "no runtime library at {}: shims start `wasmacro serve`",
+                    library.display()
+                );
+                Ok(Transport::Server(server))
+            }
+            Err(_) | Ok("") => Ok(Transport::InProcess { library, server }),
             Ok("in-process") => {
-                let library = match std::env::var_os(RUNTIME_ENV) {
-                    Some(path) => PathBuf::from(path),
-                    None => beside(&server),
-                };
                 if !library.is_file() {
                     bail!(
                         "{TRANSPORT_ENV}=in-process, but there is no runtime library at {} \
