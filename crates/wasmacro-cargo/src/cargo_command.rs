@@ -66,7 +66,11 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         .env(Policy::ENV, policy.to_env())
         .env(SESSION_ENV, session.path())
         .env(STATS_ENV, stats.path())
-        .env(COLOR_ENV, if color { "always" } else { "never" });
+        .env(COLOR_ENV, if color { "always" } else { "never" })
+        // The run's summary is this process's to print and write, not each
+        // rustc's.
+        .env_remove(crate::rustc_wrapper::SUMMARY_ENV)
+        .env_remove(summary::JSON_ENV);
     // rustdoc loads the shims too, and is not run through the wrapper.
     crate::transport::Transport::from_env()?.apply(&mut command);
     match inheritable_stderr() {

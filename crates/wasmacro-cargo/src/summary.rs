@@ -34,7 +34,7 @@ pub struct SummaryRow {
 /// Writes the JSON file if one is asked for, and prints the table unless
 /// `quiet` (or the run had no proc macros).
 pub fn report(rows: &[SummaryRow], quiet: bool) {
-    if let Some(path) = std::env::var_os(JSON_ENV) {
+    if let Some(path) = std::env::var_os(JSON_ENV).filter(|p| !p.is_empty()) {
         write_json(rows, Path::new(&path));
     }
     if !quiet && !rows.is_empty() {
@@ -43,9 +43,10 @@ pub fn report(rows: &[SummaryRow], quiet: bool) {
 }
 
 fn write_json(rows: &[SummaryRow], path: &Path) {
+    // Whole or not at all, for a reader polling the file.
     let written = serde_json::to_vec_pretty(rows)
         .map_err(std::io::Error::other)
-        .and_then(|json| std::fs::write(path, json));
+        .and_then(|json| wasmacro_host::write_atomically(path, &[&json]));
     if let Err(e) = written {
         crate::status::warn(&format!(
             "could not write the summary to {} (`{JSON_ENV}`): {e}",

@@ -9,6 +9,8 @@
 //! `WASMACRO_RUNTIME` says; without one the server is used.
 //! `WASMACRO_TRANSPORT=server` chooses the child process, which isolates
 //! rustc from a crash of the runtime; `in-process` insists on the library.
+//! Unless insisted on, a library a shim cannot load (from another wasmacro
+//! build) also means the server: the shim checks (`wasmacro-client`).
 
 use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
@@ -36,13 +38,24 @@ impl Transport {
     /// The transport the environment selects.
     pub fn from_env() -> Result<Transport> {
         let server = std::env::current_exe()?;
-        let library = match std::env::var_os(RUNTIME_ENV) {
-            Some(path) => PathBuf::from(path),
+        let named = std::env::var_os(RUNTIME_ENV).filter(|p| !p.is_empty());
+        // Absolute: rustc, which loads it, runs in another directory.
+        let library = match &named {
+            Some(path) => std::path::absolute(path)?,
             None => beside(&server),
         };
         match std::env::var(TRANSPORT_ENV).as_deref() {
             Ok("server") => Ok(Transport::Server(server)),
+            // Loading it is implemented on Unix only.
+            Err(_) | Ok("") if !cfg!(unix) => Ok(Transport::Server(server)),
             Err(_) | Ok("") if !library.is_file() => {
+                if named.is_some() {
+                    crate::status::warn(&format!(
+                        "{RUNTIME_ENV} names {}, which does not exist: shims start `wasmacro \
+                         serve` instead",
+                        library.display()
+                    ));
+                }
                 tracing::debug!(
                     "no runtime library at {}: shims start `wasmacro serve`",
                     library.display()

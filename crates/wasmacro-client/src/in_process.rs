@@ -40,6 +40,11 @@ struct Library {
     close: CloseFn,
 }
 
+/// Loads the library `path` names (once per shim): whether it can serve.
+pub(crate) fn loads(path: &OsStr) -> Result<(), String> {
+    library(path).map(drop)
+}
+
 /// The library `path` names, loaded once per shim.
 fn library(path: &OsStr) -> Result<&'static Library, String> {
     static LIBRARY: OnceLock<Result<Library, String>> = OnceLock::new();

@@ -209,6 +209,9 @@ fn run(
 /// How a shim reaches the runtime: the library loaded into rustc's process,
 /// when the wrapper names one, else a `wasmacro serve` child process. Chosen
 /// once, here.
+/// Set by the user to insist on one transport (`server` or `in-process`).
+const TRANSPORT_ENV: &str = "WASMACRO_TRANSPORT";
+
 enum Connection {
     Server(ServerConnection),
     InProcess(in_process::Session),
@@ -224,6 +227,15 @@ impl Connection {
             grants: grants.clone(),
         };
         match std::env::var_os(protocol::runtime_abi::RUNTIME_ENV) {
+            // A library that does not load (another wasmacro's, a platform
+            // without it) means the server, unless in process was asked for
+            // by name: then its error is the answer.
+            Some(library)
+                if in_process::loads(&library).is_err()
+                    && std::env::var(TRANSPORT_ENV).as_deref() != Ok("in-process") =>
+            {
+                ServerConnection::start(&hello, grants).map(Connection::Server)
+            }
             Some(library) => {
                 in_process::Session::open(&library, &hello, grants).map(Connection::InProcess)
             }

@@ -25,6 +25,8 @@
 
 #[cfg(target_feature = "atomics")]
 compile_error!("the size-class allocator is single-threaded");
+#[cfg(not(target_pointer_width = "32"))]
+compile_error!("the size-class allocator's chunk bitmap covers a 32-bit address space");
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;

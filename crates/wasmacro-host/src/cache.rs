@@ -115,7 +115,8 @@ impl ComponentCache {
             }
             Err(Unusable::Missing) => {}
             Err(Unusable::Corrupt(why)) => {
-                tracing::warn!(path = %entry.code_path().display(), "precompiled entry removed, rebuilding: {why}")
+                tracing::warn!(path = %entry.code_path().display(), "precompiled entry corrupt, rebuilding: {why}");
+                entry.remove();
             }
             Err(Unusable::Refused(why)) => {
                 tracing::warn!(path = %entry.code_path().display(), "discarding precompiled entry: {why}");

@@ -111,8 +111,9 @@ pub fn verify(cache: &CacheDir) -> io::Result<Vec<Problem>> {
             continue;
         };
         if path != entry.code_path() {
-            // A checksum file is checked with its code file, if it has one.
-            if !entry.code_path().exists() {
+            // A checksum file is checked with its code file, if it has one
+            // (and is gone if that one was found corrupt just before).
+            if path.exists() && !entry.code_path().exists() {
                 found(path, "a checksum file without code".into())?;
             }
             continue;

@@ -39,7 +39,7 @@ pub(crate) struct PrecompiledEntry {
 pub(crate) enum Unusable {
     /// There is no entry (or only half of one).
     Missing,
-    /// The entry is damaged; it has been removed.
+    /// The entry is damaged (a code mismatch has removed it already).
     Corrupt(&'static str),
     /// wasmtime refused the code.
     Refused(String),

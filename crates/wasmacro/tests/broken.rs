@@ -355,6 +355,35 @@ fn precompiled_code_changed_in_place_is_verified_again_and_rebuilt() {
 }
 
 #[test]
+fn a_runtime_library_that_does_not_load_means_the_server_unless_insisted_on() {
+    // What an old build left beside `wasmacro`, say: not a loadable library.
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("libwasmacro_runtime.so");
+    std::fs::write(&library, "not a library").unwrap();
+    let library = library.display().to_string();
+    let by_default = rustc_hostile_example("clock", &[("WASMACRO_RUNTIME", library.as_str())])
+        .env_remove("WASMACRO_TRANSPORT")
+        .output()
+        .unwrap();
+    assert!(by_default.status.success(), "{}", text(&by_default.stderr));
+    let insisted = rustc_hostile_example(
+        "clock",
+        &[
+            ("WASMACRO_RUNTIME", library.as_str()),
+            ("WASMACRO_TRANSPORT", "in-process"),
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = text(&insisted.stderr);
+    assert!(!insisted.status.success());
+    assert!(
+        stderr.contains("could not load the wasmacro runtime") && stderr.contains(&library),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_cache_that_cannot_be_written_is_a_clear_error() {
     // A cache directory below a regular file cannot be created, even by root.
     let dir = tempfile::tempdir().unwrap();
