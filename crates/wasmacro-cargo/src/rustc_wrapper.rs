@@ -132,14 +132,14 @@ pub fn exit_code(status: std::process::ExitStatus) -> ExitCode {
 /// Prints each proc-macro crate of this rustc invocation: wasm or native,
 /// and for wasm ones how many expansions ran and how long they took.
 fn print_summary(args: &[OsString], stats_dir: &Path) {
-    #[derive(Default)]
-    struct Row {
-        place: &'static str,
-        expansions: u64,
-        failures: u64,
-        micros: u128,
+    let mut rows: std::collections::BTreeMap<String, SummaryRow> = Default::default();
+    fn row(
+        rows: &mut std::collections::BTreeMap<String, SummaryRow>,
+        name: String,
+    ) -> &mut SummaryRow {
+        rows.entry(name.clone())
+            .or_insert_with(|| SummaryRow::new(name))
     }
-    let mut rows: std::collections::BTreeMap<String, Row> = Default::default();
     let externs = args
         .windows(2)
         .filter(|w| w[0] == "--extern")
@@ -150,30 +150,19 @@ fn print_summary(args: &[OsString], stats_dir: &Path) {
         };
         let name = name.rsplit(':').next().unwrap_or(name).to_string();
         if path.ends_with(".wasm") {
-            rows.entry(name).or_default().place = "wasm";
+            row(&mut rows, name).runs = "wasm";
         } else if path.ends_with(std::env::consts::DLL_SUFFIX) {
-            rows.entry(name).or_default().place = "native";
+            row(&mut rows, name).runs = "native";
         }
     }
     for stats in read_stats(stats_dir) {
-        let row = rows.entry(stats.crate_name).or_default();
-        row.place = "wasm";
+        let row = row(&mut rows, stats.crate_name);
+        row.runs = "wasm";
         row.expansions += stats.expansions;
         row.failures += stats.failures;
         row.micros += stats.micros;
     }
-    let rows: Vec<SummaryRow> = rows
-        .into_iter()
-        .map(|(krate, row)| SummaryRow {
-            krate,
-            runs: row.place,
-            why: None,
-            fresh: false,
-            expansions: row.expansions,
-            failures: row.failures,
-            micros: row.micros,
-        })
-        .collect();
+    let rows: Vec<SummaryRow> = rows.into_values().collect();
     summary::report(&rows, false);
 }
 

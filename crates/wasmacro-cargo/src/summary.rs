@@ -31,6 +31,21 @@ pub struct SummaryRow {
     pub micros: u128,
 }
 
+impl SummaryRow {
+    /// A crate that has run nothing yet, natively until found otherwise.
+    pub fn new(krate: String) -> SummaryRow {
+        SummaryRow {
+            krate,
+            runs: "native",
+            why: None,
+            fresh: false,
+            expansions: 0,
+            failures: 0,
+            micros: 0,
+        }
+    }
+}
+
 /// Writes the JSON file if one is asked for, and prints the table unless
 /// `quiet` (or the run had no proc macros).
 pub fn report(rows: &[SummaryRow], quiet: bool) {

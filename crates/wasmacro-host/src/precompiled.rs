@@ -207,8 +207,8 @@ impl Stamp {
         ]))
     }
 
-    /// Without change times, every load verifies the content.
-    // Each load then verifies the content: `NONE` is never trusted.
+    /// Without change times there is no stamp: `NONE` is never trusted, so
+    /// every load verifies the content.
     #[cfg(not(unix))]
     fn of(path: &Path) -> io::Result<Stamp> {
         fs::metadata(path).map(|_| Stamp::NONE)
