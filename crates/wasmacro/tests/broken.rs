@@ -11,10 +11,17 @@ use support::{fixtures, text, wasmacro};
 const HOSTILE: &str = "hostile/hostile-macros";
 
 /// `wasmacro rustc` on one of the hostile fixture's examples, with the
-/// hostile macros as a component and `env` added.
+/// hostile macros as a component and `env` added. Each test writes to a
+/// directory of its own (the harness names the thread after the test):
+/// tests compiling the same example at once would otherwise link over each
+/// other's object files.
 fn rustc_hostile_example(example: &str, env: &[(&str, &str)]) -> Command {
     let component = support::component(HOSTILE);
-    let out = support::generated().join("broken");
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("main")
+        .replace("::", "-");
+    let out = support::generated().join("broken").join(test);
     let mut command = wasmacro();
     command
         .current_dir(fixtures().join("hostile"))
