@@ -80,6 +80,12 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
     if !policy.limits.is_empty() {
         command.env(Limits::ENV, &policy.limits);
     }
+    if policy.expansion_cache == Some(false) {
+        // The user's own `WASMACRO_EXPANSION_CACHE` still wins.
+        if std::env::var_os(wasmacro_host::expansion_cache::ENV).is_none() {
+            command.env(wasmacro_host::expansion_cache::ENV, "off");
+        }
+    }
     if strict {
         command.env(STRICT_ENV, "1");
     } else {
@@ -211,6 +217,7 @@ struct Row {
     /// Whether the unit was compiled in this run (else cargo found it fresh).
     compiled: bool,
     expansions: u64,
+    hits: u64,
     failures: u64,
     micros: u128,
 }
@@ -269,6 +276,7 @@ fn summary_rows(
                 && row.record.component.as_deref() == Some(stats.component.as_str())
         }) {
             row.expansions += stats.expansions;
+            row.hits += stats.hits;
             row.failures += stats.failures;
             row.micros += stats.micros;
         }
@@ -281,6 +289,7 @@ fn new_row(record: UnitRecord, compiled: bool) -> Row {
         record,
         compiled,
         expansions: 0,
+        hits: 0,
         failures: 0,
         micros: 0,
     }
@@ -294,6 +303,7 @@ impl Row {
             why: Some(self.record.placement.why().to_string()),
             fresh: !self.compiled,
             expansions: self.expansions,
+            hits: self.hits,
             failures: self.failures,
             micros: self.micros,
         }

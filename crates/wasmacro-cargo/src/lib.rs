@@ -16,6 +16,7 @@ pub mod macro_unit;
 pub mod policy;
 pub mod policy_command;
 pub mod rustc_wrapper;
+pub mod stateless;
 mod status;
 pub mod summary;
 mod transport;

@@ -146,7 +146,12 @@ fn compile_unit(command: &[OsString], unit: &MacroUnit, workspace: &Path) -> Res
         )
     })?;
     let grants = grants::effective(&unit.package, &author, policy.grants_of(&unit.package));
-    let component = match component_for(command, unit, workspace, &cache, &grants) {
+    let (stateless, _) = crate::stateless::effective(
+        &unit.package,
+        crate::stateless::declared_by_author(&manifest),
+        &policy,
+    );
+    let component = match component_for(command, unit, workspace, &cache, &grants, stateless) {
         Ok(component) => component,
         Err(reason) => {
             if std::env::var_os(STRICT_ENV).is_some() || policy.strict {
@@ -197,6 +202,7 @@ fn component_for(
     workspace: &Path,
     cache: &CacheDir,
     grants: &wasmacro_shim::ShimGrants,
+    stateless: bool,
 ) -> Result<UnitComponent, String> {
     let rustc = real_rustc(command);
     let runtime = Runtime::new(cache.clone(), RuntimeConfig::default())
@@ -238,6 +244,7 @@ fn component_for(
         macros: &built.macros,
         edition: wasmacro_host::edition::shim_edition(&built.bytes),
         grants,
+        stateless,
     };
     let shim = wasmacro_shim::ensure_shim(&rustc, &cache.section(Section::Shims), &spec)
         .map_err(|e| format!("its shim did not compile: {e}"))?;

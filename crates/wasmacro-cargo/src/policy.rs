@@ -8,6 +8,8 @@
 //! run = "all"                 # or "opted-in", or ["serde_derive", "thiserror-impl"]
 //! deny = ["sqlx-macros"]      # run natively: the only way out of the sandbox
 //! strict = true               # a macro that cannot run as wasm is an error
+//! stateless = ["my-derive"]   # a fresh instance per expansion; see `stateless`
+//! expansion-cache = false     # run every expansion (the cache is on by default)
 //!
 //! [workspace.metadata.wasmacro.grants]   # what macros may read; see `grants`
 //! askama_macros = { read = ["$CARGO_MANIFEST_DIR/templates"] }
@@ -56,6 +58,19 @@ pub struct Policy {
     /// change what a macro does, so they rebuild the proc-macro units.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub limits: String,
+    /// Packages the project declares stateless (see `stateless.rs`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub stateless: BTreeSet<String>,
+    /// Packages the project declares stateful, whatever their author or the
+    /// built-in table says.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub stateful: BTreeSet<String>,
+    /// Whether expansions are cached (`expansion-cache`, on unless `false`).
+    /// Not carried to the wrapper: it changes no artifact, only whether the
+    /// runtime looks results up, which `cargo wasmacro` tells it through
+    /// `WASMACRO_EXPANSION_CACHE`.
+    #[serde(skip)]
+    pub expansion_cache: Option<bool>,
 }
 
 /// A policy that cannot be read.
@@ -160,6 +175,24 @@ impl Policy {
                         .as_bool()
                         .ok_or_else(|| error("`strict` must be true or false".to_string()))?;
                 }
+                // A macro package's own `stateless = true`: the author's word.
+                "stateless" if value.as_bool().is_some() => {}
+                "stateless" | "stateful" => {
+                    let list = value
+                        .as_array()
+                        .ok_or_else(|| error(format!("`{key}` must be a list of package names")))?;
+                    let list = names(list).map_err(|r| error(format!("`{key}`: {r}")))?;
+                    if key == "stateless" {
+                        policy.stateless = list;
+                    } else {
+                        policy.stateful = list;
+                    }
+                }
+                "expansion-cache" => {
+                    policy.expansion_cache = Some(value.as_bool().ok_or_else(|| {
+                        error("`expansion-cache` must be true or false".to_string())
+                    })?);
+                }
                 "sandbox" => {
                     return Err(error(
                         "`sandbox` is no longer needed: every macro runs in the sandbox unless \
@@ -236,7 +269,8 @@ impl Policy {
                 other => {
                     return Err(error(format!(
                         "unknown key `{other}` in [metadata.wasmacro] (expected `run`, `deny`, \
-                         `strict`, `grants` or `limits`)"
+                         `strict`, `stateless`, `stateful`, `expansion-cache`, `grants` or \
+                         `limits`)"
                     )));
                 }
             }

@@ -1,6 +1,6 @@
 //! `wasmacro policy`: what the project's policy decides for each proc-macro
-//! package it builds (where it runs, what it may read and who granted it),
-//! and the built-in grants.
+//! package it builds (where it runs, what it may read and who granted it,
+//! whether it is stateless and who said so), and the built-in grants.
 
 use crate::grants::{self, BUILT_IN, EVERY_MACRO_ENV};
 use crate::policy::{Placement, Policy, author_opted_in};
@@ -21,6 +21,10 @@ pub struct PackageReport {
     pub read: Vec<GrantReport>,
     /// Variables and patterns it sees.
     pub env: Vec<String>,
+    /// Whether it runs stateless (a fresh instance per expansion).
+    pub stateless: bool,
+    /// Who decided that.
+    pub stateless_origin: String,
 }
 
 /// One granted path.
@@ -73,6 +77,11 @@ pub fn run(manifest_path: Option<&Path>, json: bool) -> Result<()> {
         let author = grants::declared_by_author(&manifest)
             .with_context(|| format!("{}: invalid grants", package.manifest_path))?;
         let effective = grants::effective(&package.name, &author, policy.grants_of(&package.name));
+        let (stateless, stateless_origin) = crate::stateless::effective(
+            &package.name,
+            crate::stateless::declared_by_author(&manifest),
+            &policy,
+        );
         packages.push(PackageReport {
             package: package.name.to_string(),
             version: package.version.to_string(),
@@ -90,6 +99,8 @@ pub fn run(manifest_path: Option<&Path>, json: bool) -> Result<()> {
                 })
                 .collect(),
             env: effective.env,
+            stateless,
+            stateless_origin: stateless_origin.to_string(),
         });
     }
     packages.sort_by(|a, b| (&a.package, &a.version).cmp(&(&b.package, &b.version)));
@@ -142,6 +153,12 @@ fn print_text(report: &PolicyReport) {
         if !extra.is_empty() {
             let names: Vec<&str> = extra.iter().map(|s| s.as_str()).collect();
             println!("    env  {}", names.join(", "));
+        }
+        if package.stateless {
+            println!(
+                "    stateless: a fresh instance per expansion ({})",
+                package.stateless_origin
+            );
         }
     }
     println!();

@@ -159,6 +159,7 @@ fn print_summary(args: &[OsString], stats_dir: &Path) {
         let row = row(&mut rows, stats.crate_name);
         row.runs = "wasm";
         row.expansions += stats.expansions;
+        row.hits += stats.hits;
         row.failures += stats.failures;
         row.micros += stats.micros;
     }
@@ -217,6 +218,9 @@ fn rewrite_extern(
         macros: loaded.declarations(),
         edition: wasmacro_host::edition::shim_edition(&bytes),
         grants: &grants,
+        stateless: crate::stateless::BUILT_IN
+            .iter()
+            .any(|package| package.replace('-', "_") == crate_name),
     };
     let shim = wasmacro_shim::ensure_shim(rustc, &cache.section(Section::Shims), &spec)
         .with_context(|| format!("making the native shim for {path}"))?;

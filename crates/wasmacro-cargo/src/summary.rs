@@ -23,8 +23,10 @@ pub struct SummaryRow {
     /// Whether cargo found the unit fresh (its row comes from an earlier
     /// run's record; it expanded nothing now).
     pub fresh: bool,
-    /// Expansions run as wasm.
+    /// Expansions answered as wasm (run, or taken from the expansion cache).
     pub expansions: u64,
+    /// Of those, taken from the expansion cache (the rest ran: misses).
+    pub hits: u64,
     /// Of those, how many failed.
     pub failures: u64,
     /// Time spent in them, in microseconds.
@@ -40,6 +42,7 @@ impl SummaryRow {
             why: None,
             fresh: false,
             expansions: 0,
+            hits: 0,
             failures: 0,
             micros: 0,
         }
@@ -84,7 +87,8 @@ fn shorten(why: &str) -> String {
 
 /// The table, cargo-style: a right-aligned `wasmacro` heading column, then
 /// the crate, where it runs, why (a column only where some row has a
-/// reason), expansions and time.
+/// reason), expansions, how many of them the expansion cache answered, and
+/// time.
 fn table(rows: &[SummaryRow]) -> String {
     let why_of = |row: &SummaryRow| {
         let why = row.why.as_deref().map(shorten).unwrap_or_default();
@@ -104,13 +108,22 @@ fn table(rows: &[SummaryRow]) -> String {
     let crate_width = width("proc-macro crate", &|r| r.krate.clone());
     let show_why = rows.iter().any(|r| r.why.is_some() || r.fresh);
     let why_width = width("why", &why_of);
-    let line = |lead: &str, name: &str, runs: &str, why: &str, expansions: &str, time: &str| {
+    let line = |lead: &str,
+                name: &str,
+                runs: &str,
+                why: &str,
+                expansions: &str,
+                cached: &str,
+                time: &str| {
         let why = if show_why {
             format!("  {why:<why_width$}")
         } else {
             String::new()
         };
-        format!("{lead:>12} {name:<crate_width$}  {runs:<6}{why}  {expansions:>10}  {time:>10}\n")
+        format!(
+            "{lead:>12} {name:<crate_width$}  {runs:<6}{why}  {expansions:>10}  {cached:>6}  \
+             {time:>10}\n"
+        )
     };
     let mut out = line(
         "wasmacro",
@@ -118,20 +131,22 @@ fn table(rows: &[SummaryRow]) -> String {
         "runs",
         "why",
         "expansions",
+        "cached",
         "time",
     );
     for row in rows {
-        let (expansions, time) = if row.runs == "wasm" {
+        let (expansions, cached, time) = if row.runs == "wasm" {
             (
                 if row.failures > 0 {
                     format!("{} ({} failed)", row.expansions, row.failures)
                 } else {
                     row.expansions.to_string()
                 },
+                row.hits.to_string(),
                 format!("{:.1} ms", row.micros as f64 / 1000.0),
             )
         } else {
-            ("-".into(), "-".into())
+            ("-".into(), "-".into(), "-".into())
         };
         out.push_str(&line(
             "",
@@ -139,6 +154,7 @@ fn table(rows: &[SummaryRow]) -> String {
             row.runs,
             &why_of(row),
             &expansions,
+            &cached,
             &time,
         ));
     }
@@ -156,6 +172,7 @@ mod tests {
             why: why.map(Into::into),
             fresh: false,
             expansions: 3,
+            hits: 2,
             failures: 1,
             micros: 2500,
         }
@@ -184,6 +201,7 @@ mod tests {
                 "runs",
                 "why",
                 "expansions",
+                "cached",
                 "time"
             ]
         );

@@ -207,7 +207,7 @@ impl Session {
                     .map_err(|e| format!("the wasmacro runtime sent a malformed answer ({e})"))
             });
         match (session.is_null(), reply) {
-            (false, Ok(ServerMessage::Ready(_))) => Ok(Session {
+            (false, Ok(ServerMessage::Ready)) => Ok(Session {
                 library,
                 session,
                 grants,

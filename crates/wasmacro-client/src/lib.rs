@@ -34,12 +34,14 @@ use wasmacro_protocol::{
 /// group's delimiter spans separately, so a group the macro hands back
 /// unchanged is returned as rustc's original `Group`, delimiter spans intact.
 ///
-/// Handles carry the expansion's generation in their top 8 bits, so a handle
-/// a guest kept in a `static` from an earlier expansion is rejected — native
-/// rustc panics with "use-after-free in `proc_macro` handle" on such a span —
-/// instead of naming an unrelated span.
+/// Handles are plain indices into the table, the same in every expansion of
+/// the same tokens, so the runtime can key expansions by them. A handle a
+/// guest kept in a `static` from an earlier expansion is caught by the
+/// runtime, which tags the handles it gives each guest expansion with a
+/// generation (native rustc panics with "use-after-free in `proc_macro`
+/// handle" on such a span); here, a handle past the table's end is refused.
+#[derive(Default)]
 pub struct SpanTable {
-    generation: u32,
     spans: Vec<Span>,
     /// Input groups by the handle of their whole span: the group and the
     /// range of its subtree (the group token included) in `input`.
@@ -47,45 +49,28 @@ pub struct SpanTable {
     input: Vec<protocol::Token>,
 }
 
-impl Default for SpanTable {
-    fn default() -> Self {
-        SpanTable::new()
-    }
-}
-
-/// Bits of a handle that index the table; the rest is the generation.
-const INDEX_BITS: u32 = 24;
-const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
-
 impl SpanTable {
     /// The table of a new expansion.
     pub fn new() -> SpanTable {
-        static GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        // Generation 0 is never used, so small made-up integers are invalid.
-        let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 255 + 1;
-        SpanTable {
-            generation,
-            spans: Vec::new(),
-            groups: Vec::new(),
-            input: Vec::new(),
-        }
+        SpanTable::default()
     }
 
-    /// Records a span and returns its handle. A table holds at most 2^24
-    /// spans; past that, new spans are recorded as the call site (degraded
-    /// locations rather than a failure).
+    /// Records a span and returns its handle. A table holds at most
+    /// [`protocol::MAX_SPANS`] spans; past that, new spans are recorded as the
+    /// call site (degraded locations rather than a failure).
     pub fn insert(&mut self, span: Span) -> SpanHandle {
-        if self.spans.len() > INDEX_MASK as usize {
-            return self.generation << INDEX_BITS;
+        if self.spans.len() >= protocol::MAX_SPANS as usize {
+            return 0;
         }
         let index = self.spans.len() as u32;
         self.spans.push(span);
-        self.generation << INDEX_BITS | index
+        index
     }
 
     /// The table index of a handle of this expansion.
     fn index(&self, handle: SpanHandle) -> Option<usize> {
-        (handle >> INDEX_BITS == self.generation).then_some((handle & INDEX_MASK) as usize)
+        let index = handle as usize;
+        (index < self.spans.len()).then_some(index)
     }
 
     /// The span behind a handle, if this expansion handed it out.
@@ -115,6 +100,9 @@ pub struct Invocation<'a> {
     pub kind: MacroKind,
     /// What the project's policy lets it read.
     pub grants: &'a GrantSpec<'a>,
+    /// Whether the policy declares the macro crate stateless (a fresh
+    /// instance per expansion).
+    pub stateless: bool,
 }
 
 impl Invocation<'_> {
@@ -220,12 +208,13 @@ enum Connection {
 impl Connection {
     fn start(invocation: &Invocation<'_>) -> Result<Connection, String> {
         let grants = grants::resolve(invocation.grants);
-        let hello = ShimMessage::Hello {
+        let hello = ShimMessage::Hello(protocol::Hello {
             version: PROTOCOL_VERSION,
             component: invocation.component.to_string(),
             crate_name: invocation.crate_name.to_string(),
             grants: grants.clone(),
-        };
+            stateless: invocation.stateless,
+        });
         match std::env::var_os(protocol::runtime_abi::RUNTIME_ENV) {
             // A library that does not load (another wasmacro's, a platform
             // without it) means the server, unless in process was asked for
@@ -326,7 +315,7 @@ impl ServerConnection {
         };
         connection.send(hello)?;
         match connection.receive()? {
-            ServerMessage::Ready(_) => Ok(connection),
+            ServerMessage::Ready => Ok(connection),
             ServerMessage::Fatal(text) => Err(text),
             other => Err(format!(
                 "the wasmacro server answered the handshake with {other:?}"

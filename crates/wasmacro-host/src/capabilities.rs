@@ -50,6 +50,67 @@ pub(crate) struct Capabilities {
     environment_read: bool,
 }
 
+/// What `path` holds now, as the input named `name`: a file with the digest
+/// of its contents, or a missing path; nothing for a directory or a file
+/// that cannot be read.
+fn file_input(path: &str, name: String) -> Option<Input> {
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.is_file() => {
+            let bytes = std::fs::read(path).ok()?;
+            Some(Input::File {
+                path: name,
+                digest: blake3::hash(&bytes).to_hex().to_string(),
+            })
+        }
+        Ok(_) => None,
+        Err(_) => Some(Input::Missing { path: name }),
+    }
+}
+
+/// The digest of a directory's listing: its entry names, sorted.
+fn directory_digest(path: &str) -> Option<String> {
+    let entries = std::fs::read_dir(path).ok()?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Some(
+        blake3::hash(names.join("\n").as_bytes())
+            .to_hex()
+            .to_string(),
+    )
+}
+
+/// Whether an input an earlier expansion recorded is still what this
+/// compilation would give the guest: the same file contents, listing,
+/// absence or variable value (named from the roots as recorded).
+pub(crate) fn still_holds(input: &Input, grants: &Grants) -> bool {
+    let located = |name: &str| {
+        if name.starts_with('/') {
+            Some(name.to_string())
+        } else {
+            grants.path_of(name)
+        }
+    };
+    match input {
+        Input::File { path, .. } | Input::Missing { path } => located(path)
+            .and_then(|real| file_input(&real, path.clone()))
+            .is_some_and(|now| now == *input),
+        Input::Directory { path, digest } => located(path)
+            .and_then(|real| directory_digest(&real))
+            .is_some_and(|now| now == *digest),
+        Input::Env { name, value } => {
+            let now = grants
+                .env
+                .iter()
+                .find(|(granted, _)| granted == name)
+                .map(|(_, value)| grants.name_of(value).unwrap_or_else(|| value.clone()));
+            now == *value
+        }
+    }
+}
+
 impl Capabilities {
     /// The capabilities `grants` give; `context` gets the preopens and the
     /// variables. `empty` is an empty directory that backs `/`.
@@ -157,37 +218,18 @@ impl Capabilities {
         if !self.recorded_files.insert(path.to_string()) {
             return;
         }
-        let name = self.name(path);
-        let input = match std::fs::metadata(path) {
-            Ok(metadata) if metadata.is_file() => match std::fs::read(path) {
-                Ok(bytes) => Input::File {
-                    path: name,
-                    digest: blake3::hash(&bytes).to_hex().to_string(),
-                },
-                Err(_) => return,
-            },
-            Ok(_) => return,
-            Err(_) => Input::Missing { path: name },
-        };
-        self.inputs.insert(input);
+        if let Some(input) = file_input(path, self.name(path)) {
+            self.inputs.insert(input);
+        }
     }
 
     fn record_directory(&mut self, path: &str) {
-        let Ok(entries) = std::fs::read_dir(path) else {
-            return;
-        };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        let digest = blake3::hash(names.join("\n").as_bytes())
-            .to_hex()
-            .to_string();
-        self.inputs.insert(Input::Directory {
-            path: self.name(path),
-            digest,
-        });
+        if let Some(digest) = directory_digest(path) {
+            self.inputs.insert(Input::Directory {
+                path: self.name(path),
+                digest,
+            });
+        }
     }
 
     /// The guest path `path` names relative to descriptor `fd`.

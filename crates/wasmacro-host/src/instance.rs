@@ -5,6 +5,8 @@ use crate::bindings::{ProcMacroComponent, ProcMacroComponentPre};
 use crate::cache::{ComponentCache, ComponentHash};
 use crate::capabilities::{Capabilities, HasCapabilities};
 use crate::error::{ExpandError, LoadError};
+use crate::expansion_cache::ExpansionCache;
+use crate::generation::Generation;
 use crate::layout::CacheDir;
 use crate::limits::{Limits, Size};
 use crate::wasi::{SandboxAttempt, deterministic_ctx};
@@ -96,13 +98,18 @@ pub struct RuntimeConfig {
     pub isolation: Isolation,
     /// Native code or the Pulley interpreter.
     pub backend: Backend,
+    /// Whether sessions look expansions up in, and add them to, the
+    /// expansion cache. Off in `RuntimeConfig::default()`; on in
+    /// [`RuntimeConfig::from_env`] unless `WASMACRO_EXPANSION_CACHE=off`.
+    pub expansion_cache: bool,
 }
 
 impl RuntimeConfig {
     /// The configuration whoever runs rustc set: limits from
     /// `WASMACRO_LIMITS`, the backend from `WASMACRO_BACKEND`, the instance
     /// lifetime from `WASMACRO_ISOLATION` (`per-compilation`, the default, or
-    /// `per-expansion`).
+    /// `per-expansion`), the expansion cache from `WASMACRO_EXPANSION_CACHE`
+    /// (`on`, the default, or `off`).
     pub fn from_env() -> Result<RuntimeConfig, LoadError> {
         let limits = Limits::from_env()
             .map_err(|e| LoadError::Setting(format!("reading `{}`: {e}", Limits::ENV)))?;
@@ -123,6 +130,8 @@ impl RuntimeConfig {
             limits,
             isolation,
             backend: Backend::from_env()?,
+            expansion_cache: crate::expansion_cache::enabled_by_env()
+                .map_err(LoadError::Setting)?,
         })
     }
 }
@@ -148,6 +157,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<GuestState>,
     cache: ComponentCache,
+    expansion_cache: Option<ExpansionCache>,
     config: RuntimeConfig,
     sandbox_root: std::path::PathBuf,
 }
@@ -201,11 +211,15 @@ impl Runtime {
         if let Err(e) = std::fs::create_dir_all(&sandbox_root) {
             tracing::debug!("cannot create {}: {e}", sandbox_root.display());
         }
+        let expansion_cache = config
+            .expansion_cache
+            .then(|| ExpansionCache::new(cache_dir.section(crate::Section::Expansions)));
         let cache = ComponentCache::new(cache_dir, &engine);
         Ok(Runtime {
             engine,
             linker,
             cache,
+            expansion_cache,
             config,
             sandbox_root,
         })
@@ -224,6 +238,11 @@ impl Runtime {
     /// The component cache.
     pub fn cache(&self) -> &ComponentCache {
         &self.cache
+    }
+
+    /// The expansion cache, when the configuration turns it on.
+    pub fn expansion_cache(&self) -> Option<&ExpansionCache> {
+        self.expansion_cache.as_ref()
     }
 
     /// Loads a cached component: precompiled code, pre-instantiation, and its
@@ -378,6 +397,9 @@ impl LoadedComponent {
             table: ResourceTable::new(),
             limits,
             oracle: None,
+            generation: Generation::FIRST,
+            queries: Vec::new(),
+            nondeterministic: false,
             panic: None,
             host_error: None,
             attempts: BTreeSet::new(),
@@ -400,6 +422,7 @@ impl LoadedComponent {
             output_read: 0,
             poisoned: false,
             fuel_used: 0,
+            next_generation: Generation::FIRST,
         })
     }
 }
@@ -413,6 +436,7 @@ pub struct MacroInstance {
     output_read: usize,
     poisoned: bool,
     fuel_used: u64,
+    next_generation: Generation,
 }
 
 impl MacroInstance {
@@ -427,6 +451,19 @@ impl MacroInstance {
     /// environment variables, named from their roots, sorted.
     pub fn inputs(&self) -> Vec<Input> {
         self.store.data().capabilities.inputs()
+    }
+
+    /// The span queries the latest expansion made, with the answers, in
+    /// order: handles as the shim numbers them (without the generation).
+    pub fn take_queries(&mut self) -> Vec<(SpanQuery, SpanAnswer)> {
+        std::mem::take(&mut self.store.data_mut().queries)
+    }
+
+    /// Whether the latest expansion's outcome followed from its inputs alone:
+    /// not when the wall clock stopped it, or the compiler failed to answer
+    /// a span query.
+    pub fn was_deterministic(&self) -> bool {
+        !self.store.data().nondeterministic
     }
 
     /// Whether a trap left the instance unusable (wasmtime refuses to enter
@@ -462,15 +499,23 @@ impl MacroInstance {
         request: &ExpandRequest,
         oracle: Box<dyn SpanOracle>,
     ) -> (Result<Vec<Token>, ExpandError>, String, Box<dyn SpanOracle>) {
+        let generation = self.next_generation;
+        self.next_generation = generation.next();
         let wit_request = wit::ExpansionRequest {
             macro_name: request.macro_name.clone(),
-            input: tokens_to_wit(&request.input),
-            attribute_args: request.attribute_args.as_deref().map(tokens_to_wit),
-            call_site: request.call_site,
-            mixed_site: request.mixed_site,
+            input: tokens_to_wit(&request.input, generation),
+            attribute_args: request
+                .attribute_args
+                .as_deref()
+                .map(|args| tokens_to_wit(args, generation)),
+            call_site: generation.tag(request.call_site),
+            mixed_site: generation.tag(request.mixed_site),
         };
         let state = self.store.data_mut();
         state.oracle = Some(oracle);
+        state.generation = generation;
+        state.queries.clear();
+        state.nondeterministic = false;
         state.panic = None;
         state.capabilities.begin();
         // Attempts are kept for the instance's life: wasi-libc asks for the
@@ -492,8 +537,15 @@ impl MacroInstance {
             .saturating_sub(self.store.get_fuel().unwrap_or(0));
         let state = self.store.data_mut();
         let oracle = state.oracle.take().expect("the oracle is only taken here");
+        if matches!(
+            result.as_ref().err().and_then(|e| e.downcast_ref::<Trap>()),
+            Some(Trap::Interrupt)
+        ) {
+            // Stopped by the wall clock: another run may finish.
+            state.nondeterministic = true;
+        }
         let result = match result {
-            Ok(Ok(tokens)) => Ok(tokens_from_wit(tokens)),
+            Ok(Ok(tokens)) => tokens_from_wit(tokens, generation),
             Ok(Err(wit::ExpansionError::UnknownMacro(name))) => {
                 Err(ExpandError::UnknownMacro(name))
             }
@@ -669,6 +721,12 @@ pub(crate) struct GuestState {
     table: ResourceTable,
     limits: StoreLimits,
     oracle: Option<Box<dyn SpanOracle>>,
+    /// The running expansion's generation, for the handles of span queries.
+    generation: Generation,
+    /// The running expansion's span queries and their answers, untagged.
+    queries: Vec<(SpanQuery, SpanAnswer)>,
+    /// Whether something outside the guest's inputs decided the outcome.
+    nondeterministic: bool,
     /// Set by `report-panic`: `Some(message)` once the guest panicked.
     panic: Option<Option<String>>,
     /// Why a host call failed (a span query, a refused socket), reported
@@ -713,16 +771,49 @@ impl WasiView for GuestState {
 
 impl GuestState {
     fn ask(&mut self, query: SpanQuery) -> wasmtime::Result<SpanAnswer> {
+        let generation = self.generation;
+        let untag = |handle: SpanHandle| generation.untag(handle).ok_or(handle);
+        let untagged = match query {
+            SpanQuery::SourceText(s) => untag(s).map(SpanQuery::SourceText),
+            SpanQuery::Start(s) => untag(s).map(SpanQuery::Start),
+            SpanQuery::End(s) => untag(s).map(SpanQuery::End),
+            SpanQuery::Line(s) => untag(s).map(SpanQuery::Line),
+            SpanQuery::Column(s) => untag(s).map(SpanQuery::Column),
+            SpanQuery::File(s) => untag(s).map(SpanQuery::File),
+            SpanQuery::LocalFile(s) => untag(s).map(SpanQuery::LocalFile),
+            SpanQuery::ResolvedAt(s, o) => {
+                untag(s).and_then(|s| Ok(SpanQuery::ResolvedAt(s, untag(o)?)))
+            }
+            SpanQuery::Debug(s) => untag(s).map(SpanQuery::Debug),
+        };
+        let query = match untagged {
+            Ok(query) => query,
+            Err(handle) => return Err(self.never_handed_out(handle)),
+        };
         let Some(oracle) = self.oracle.as_mut() else {
             return Err(self.fail("span query outside an expansion".to_string()));
         };
-        match oracle.query(query.clone()) {
-            Ok(SpanAnswer::InvalidHandle(handle)) => Err(self.fail(format!(
-                "the macro used span handle {handle}, which the compiler never handed out"
-            ))),
-            Ok(answer) => Ok(answer),
-            Err(e) => Err(self.fail(format!("the span query {query:?} failed: {e}"))),
+        let answered = oracle.query(query.clone());
+        if let Ok(answer) = &answered {
+            self.queries.push((query.clone(), answer.clone()));
         }
+        match answered {
+            Ok(SpanAnswer::InvalidHandle(handle)) => Err(self.never_handed_out(handle)),
+            Ok(answer) => Ok(match answer {
+                SpanAnswer::Span(index) => SpanAnswer::Span(generation.tag(index)),
+                other => other,
+            }),
+            Err(e) => {
+                self.nondeterministic = true;
+                Err(self.fail(format!("the span query {query:?} failed: {e}")))
+            }
+        }
+    }
+
+    fn never_handed_out(&mut self, handle: SpanHandle) -> wasmtime::Error {
+        self.fail(format!(
+            "the macro used span handle {handle:#x}, which the compiler never handed out"
+        ))
     }
 
     fn fail(&mut self, message: String) -> wasmtime::Error {
@@ -797,7 +888,10 @@ impl host::Host for GuestState {
     }
 }
 
-fn tokens_to_wit(tokens: &[Token]) -> Vec<wit::Token> {
+/// The guest's tokens for the shim's, handles tagged with the expansion's
+/// generation.
+fn tokens_to_wit(tokens: &[Token], generation: Generation) -> Vec<wit::Token> {
+    let tag = |handle: SpanHandle| generation.tag(handle);
     tokens
         .iter()
         .map(|token| match token {
@@ -814,15 +908,15 @@ fn tokens_to_wit(tokens: &[Token]) -> Vec<wit::Token> {
                     Delimiter::Bracket => wit::Delimiter::Bracket,
                     Delimiter::None => wit::Delimiter::None,
                 },
-                span: *span,
-                span_open: *open,
-                span_close: *close,
+                span: tag(*span),
+                span_open: tag(*open),
+                span_close: tag(*close),
                 len: *len,
             }),
             Token::Ident { name, is_raw, span } => wit::Token::Ident(wit::Ident {
                 name: name.clone(),
                 is_raw: *is_raw,
-                span: *span,
+                span: tag(*span),
             }),
             Token::Punct { ch, joint, span } => wit::Token::Punct(wit::Punct {
                 ch: *ch,
@@ -831,46 +925,61 @@ fn tokens_to_wit(tokens: &[Token]) -> Vec<wit::Token> {
                 } else {
                     wit::Spacing::Alone
                 },
-                span: *span,
+                span: tag(*span),
             }),
             Token::Literal { text, span } => wit::Token::Literal(wit::Literal {
                 text: text.clone(),
-                span: *span,
+                span: tag(*span),
             }),
         })
         .collect()
 }
 
-fn tokens_from_wit(tokens: Vec<wit::Token>) -> Vec<Token> {
+/// The shim's tokens for what the guest returned: every handle must be one
+/// this expansion handed out (a span kept from an earlier expansion is not).
+fn tokens_from_wit(
+    tokens: Vec<wit::Token>,
+    generation: Generation,
+) -> Result<Vec<Token>, ExpandError> {
+    let untag = |handle: SpanHandle| {
+        generation.untag(handle).ok_or_else(|| {
+            ExpandError::InvalidOutput(format!(
+                "span handle {handle:#x}, which this expansion never handed out (a span kept \
+                 from an earlier expansion?)"
+            ))
+        })
+    };
     tokens
         .into_iter()
-        .map(|token| match token {
-            wit::Token::Group(g) => Token::Group {
-                delimiter: match g.delimiter {
-                    wit::Delimiter::Parenthesis => Delimiter::Parenthesis,
-                    wit::Delimiter::Brace => Delimiter::Brace,
-                    wit::Delimiter::Bracket => Delimiter::Bracket,
-                    wit::Delimiter::None => Delimiter::None,
+        .map(|token| {
+            Ok(match token {
+                wit::Token::Group(g) => Token::Group {
+                    delimiter: match g.delimiter {
+                        wit::Delimiter::Parenthesis => Delimiter::Parenthesis,
+                        wit::Delimiter::Brace => Delimiter::Brace,
+                        wit::Delimiter::Bracket => Delimiter::Bracket,
+                        wit::Delimiter::None => Delimiter::None,
+                    },
+                    span: untag(g.span)?,
+                    open: untag(g.span_open)?,
+                    close: untag(g.span_close)?,
+                    len: g.len,
                 },
-                span: g.span,
-                open: g.span_open,
-                close: g.span_close,
-                len: g.len,
-            },
-            wit::Token::Ident(i) => Token::Ident {
-                name: i.name,
-                is_raw: i.is_raw,
-                span: i.span,
-            },
-            wit::Token::Punct(p) => Token::Punct {
-                ch: p.ch,
-                joint: p.spacing == wit::Spacing::Joint,
-                span: p.span,
-            },
-            wit::Token::Literal(l) => Token::Literal {
-                text: l.text,
-                span: l.span,
-            },
+                wit::Token::Ident(i) => Token::Ident {
+                    name: i.name,
+                    is_raw: i.is_raw,
+                    span: untag(i.span)?,
+                },
+                wit::Token::Punct(p) => Token::Punct {
+                    ch: p.ch,
+                    joint: p.spacing == wit::Spacing::Joint,
+                    span: untag(p.span)?,
+                },
+                wit::Token::Literal(l) => Token::Literal {
+                    text: l.text,
+                    span: untag(l.span)?,
+                },
+            })
         })
         .collect()
 }

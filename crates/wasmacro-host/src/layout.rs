@@ -16,6 +16,8 @@ pub enum Section {
     Precompiled,
     /// Native shim proc macros, per rustc.
     Shims,
+    /// Expansions, by what decides them.
+    Expansions,
     /// Records of component builds, by inputs.
     Built,
     /// Work directories of component builds.
@@ -32,10 +34,11 @@ pub enum Section {
 
 impl Section {
     /// Every section, in the order `wasmacro cache stats` lists them.
-    pub const ALL: [Section; 9] = [
+    pub const ALL: [Section; 10] = [
         Section::Components,
         Section::Precompiled,
         Section::Shims,
+        Section::Expansions,
         Section::Built,
         Section::Build,
         Section::Guest,
@@ -50,6 +53,7 @@ impl Section {
             Section::Components => "components",
             Section::Precompiled => "precompiled",
             Section::Shims => "shims",
+            Section::Expansions => "expansions",
             Section::Built => "built",
             Section::Build => "build",
             Section::Guest => "guest",
@@ -65,6 +69,7 @@ impl Section {
             Section::Components => "components by content hash",
             Section::Precompiled => "native code for components, per engine",
             Section::Shims => "native shim proc macros, per rustc",
+            Section::Expansions => "expansion results, by what decides them",
             Section::Built => "records of component builds, by inputs",
             Section::Build => "work directories of component builds",
             Section::Guest => "the guest `proc_macro` built for wasm, per rustc",

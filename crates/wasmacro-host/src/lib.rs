@@ -19,6 +19,8 @@ mod cache;
 mod capabilities;
 pub mod edition;
 mod error;
+pub mod expansion_cache;
+mod generation;
 mod instance;
 mod layout;
 mod limits;

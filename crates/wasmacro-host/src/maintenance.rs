@@ -69,8 +69,8 @@ pub struct Problem {
     pub what: String,
 }
 
-/// Checks every component against its hash and every precompiled entry
-/// against its checksum, and removes what fails (it is rebuilt on next use),
+/// Checks every component against its hash, every precompiled entry and
+/// every cached expansion against its checksum, and removes what fails (it is rebuilt on next use),
 /// along with temporary files left by interrupted writes.
 pub fn verify(cache: &CacheDir) -> io::Result<Vec<Problem>> {
     let mut problems = Vec::new();
@@ -128,6 +128,20 @@ pub fn verify(cache: &CacheDir) -> io::Result<Vec<Problem>> {
         };
         entry.remove();
         found(path, what)?;
+    }
+    for path in entries(&cache.section(Section::Expansions))? {
+        if is_temporary(&path) {
+            if is_leftover(&path) {
+                found(path, "a temporary file left by an interrupted write".into())?;
+            }
+            continue;
+        }
+        match crate::expansion_cache::check_file(&path) {
+            Ok(()) => {}
+            // Entries are replaced by rename: one may vanish under us.
+            Err(_) if !path.exists() => {}
+            Err(why) => found(path, format!("corrupt: {why}"))?,
+        }
     }
     Ok(problems)
 }
@@ -190,6 +204,18 @@ pub fn mark_used(path: &Path) {
     let touched = fs::File::open(path).and_then(|file| file.set_modified(SystemTime::now()));
     if let Err(e) = touched {
         tracing::debug!(path = %path.display(), "could not mark the cache entry used: {e}");
+    }
+}
+
+/// [`mark_used`], but only when the entry was last marked more than a day
+/// ago: for entries read on every hit, where a write each time would cost
+/// more than the read, and a day is far below any `gc` age.
+pub fn mark_used_daily(path: &Path) {
+    let recent = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().unwrap_or_default() < Duration::from_secs(86_400));
+    if !recent {
+        mark_used(path);
     }
 }
 

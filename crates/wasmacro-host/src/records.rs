@@ -39,10 +39,11 @@ pub const STATS_ENV: &str = "WASMACRO_STATS_DIR";
 /// expansion, so it is complete by the time rustc exits).
 pub fn record_stats(dir: &Path, stats: &ServeStats) {
     let line = format!(
-        "{}\t{}\t{}\t{}\t{}\n",
+        "{}\t{}\t{}\t{}\t{}\t{}\n",
         stats.crate_name,
         stats.component,
         stats.expansions,
+        stats.hits,
         stats.failures,
         stats.busy.as_micros()
     );
@@ -58,8 +59,10 @@ pub struct RecordedStats {
     pub crate_name: String,
     /// The component's hash.
     pub component: String,
-    /// Expansions run.
+    /// Expansions answered.
     pub expansions: u64,
+    /// Of those, taken from the expansion cache.
+    pub hits: u64,
     /// Expansions that failed.
     pub failures: u64,
     /// Time spent expanding, in microseconds.
@@ -75,13 +78,14 @@ pub fn read_stats(dir: &Path) -> Vec<RecordedStats> {
             continue;
         };
         let fields: Vec<&str> = text.trim_end().split('\t').collect();
-        let [crate_name, component, expansions, failures, micros] = fields[..] else {
+        let [crate_name, component, expansions, hits, failures, micros] = fields[..] else {
             continue;
         };
         all.push(RecordedStats {
             crate_name: crate_name.to_string(),
             component: component.to_string(),
             expansions: expansions.parse().unwrap_or(0),
+            hits: hits.parse().unwrap_or(0),
             failures: failures.parse().unwrap_or(0),
             micros: micros.parse().unwrap_or(0),
         });

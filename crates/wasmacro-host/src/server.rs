@@ -190,23 +190,18 @@ pub fn serve_with_stats(
 /// A message's kind, for errors (never its contents, which may be huge).
 fn variant_name(message: &ShimMessage) -> &'static str {
     match message {
-        ShimMessage::Hello { .. } => "a hello",
+        ShimMessage::Hello(_) => "a hello",
         ShimMessage::Expand(_) => "an expansion request",
         ShimMessage::SpanAnswer(_) => "a span answer",
     }
 }
 
 /// Reads `Hello`, opens the session, answers `Ready` or `Fatal`.
-fn handshake(runtime: &Runtime, channel: &SharedChannel) -> io::Result<Option<Session>> {
+fn handshake<'r>(runtime: &'r Runtime, channel: &SharedChannel) -> io::Result<Option<Session<'r>>> {
     let mut channel = lock(channel);
     let opened = match channel.receive()? {
         None => return Ok(None),
-        Some(ShimMessage::Hello {
-            version,
-            component,
-            crate_name,
-            grants,
-        }) => Session::open(runtime, version, &component, &crate_name, grants),
+        Some(ShimMessage::Hello(hello)) => Session::open(runtime, hello),
         Some(other) => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -216,7 +211,7 @@ fn handshake(runtime: &Runtime, channel: &SharedChannel) -> io::Result<Option<Se
     };
     match opened {
         Ok(session) => {
-            channel.send(&ServerMessage::Ready(session.declarations().to_vec()))?;
+            channel.send(&ServerMessage::Ready)?;
             Ok(Some(session))
         }
         Err(text) => {

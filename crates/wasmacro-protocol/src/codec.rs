@@ -4,8 +4,8 @@
 //! bare rustc invocation, without cargo or a registry.
 
 use crate::{
-    Delimiter, ExpandFailure, ExpandRequest, Grants, Input, MAX_FRAME_LEN, MacroDecl, MacroKind,
-    ReadGrant, Root, ServerMessage, ShimMessage, SpanAnswer, SpanQuery, Token,
+    Delimiter, ExpandFailure, ExpandRequest, Grants, Hello, Input, MAX_FRAME_LEN, ReadGrant, Root,
+    ServerMessage, ShimMessage, SpanAnswer, SpanQuery, Token,
 };
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -62,8 +62,15 @@ impl Encoder {
         self.bytes.push(v);
     }
 
-    fn u32(&mut self, v: u32) {
+    /// A little-endian `u32`.
+    pub fn u32(&mut self, v: u32) {
         self.bytes.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// Length-prefixed bytes.
+    pub fn byte_string(&mut self, v: &[u8]) {
+        self.len(v.len());
+        self.bytes.extend_from_slice(v);
     }
 
     fn bool(&mut self, v: bool) {
@@ -75,7 +82,8 @@ impl Encoder {
         self.u32(u32::try_from(len).unwrap_or(u32::MAX));
     }
 
-    fn str(&mut self, v: &str) {
+    /// A length-prefixed UTF-8 string.
+    pub fn str(&mut self, v: &str) {
         self.len(v.len());
         self.bytes.extend_from_slice(v.as_bytes());
     }
@@ -118,7 +126,8 @@ impl Encoder {
         self.strs(&grants.env_patterns);
     }
 
-    fn inputs(&mut self, inputs: &[Input]) {
+    /// What an expansion read, as `Expanded` carries it.
+    pub fn inputs(&mut self, inputs: &[Input]) {
         self.len(inputs.len());
         for input in inputs {
             match input {
@@ -222,7 +231,8 @@ impl<'a> Decoder<'a> {
         Ok(self.take(1)?[0])
     }
 
-    fn u32(&mut self) -> Result<u32, DecodeError> {
+    /// A little-endian `u32`.
+    pub fn u32(&mut self) -> Result<u32, DecodeError> {
         let bytes = self.take(4)?;
         Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
@@ -245,10 +255,17 @@ impl<'a> Decoder<'a> {
         Ok(len)
     }
 
-    fn string(&mut self) -> Result<String, DecodeError> {
+    /// A length-prefixed UTF-8 string.
+    pub fn string(&mut self) -> Result<String, DecodeError> {
         let len = self.len(1)?;
         let bytes = self.take(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidText)
+    }
+
+    /// Length-prefixed bytes, borrowed.
+    pub fn byte_string(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = self.len(1)?;
+        self.take(len)
     }
 
     fn opt_string(&mut self) -> Result<Option<String>, DecodeError> {
@@ -301,7 +318,8 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    fn inputs(&mut self) -> Result<Vec<Input>, DecodeError> {
+    /// What an expansion read, as `Expanded` carries it.
+    pub fn inputs(&mut self) -> Result<Vec<Input>, DecodeError> {
         let len = self.len(5)?;
         let mut inputs = Vec::with_capacity(len);
         for _ in 0..len {
@@ -377,17 +395,13 @@ impl ShimMessage {
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new();
         match self {
-            ShimMessage::Hello {
-                version,
-                component,
-                crate_name,
-                grants,
-            } => {
+            ShimMessage::Hello(hello) => {
                 e.u8(0);
-                e.u32(*version);
-                e.str(component);
-                e.str(crate_name);
-                e.grants(grants);
+                e.u32(hello.version);
+                e.str(&hello.component);
+                e.str(&hello.crate_name);
+                e.grants(&hello.grants);
+                e.bool(hello.stateless);
             }
             ShimMessage::Expand(request) => {
                 e.u8(1);
@@ -436,12 +450,13 @@ impl ShimMessage {
     pub fn decode(bytes: &[u8]) -> Result<ShimMessage, DecodeError> {
         let mut d = Decoder::new(bytes);
         let message = match d.u8()? {
-            0 => ShimMessage::Hello {
+            0 => ShimMessage::Hello(Hello {
                 version: d.u32()?,
                 component: d.string()?,
                 crate_name: d.string()?,
                 grants: d.grants()?,
-            },
+                stateless: d.bool()?,
+            }),
             1 => ShimMessage::Expand(ExpandRequest {
                 macro_name: d.string()?,
                 input: d.tokens()?,
@@ -488,22 +503,7 @@ impl ServerMessage {
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new();
         match self {
-            ServerMessage::Ready(decls) => {
-                e.u8(0);
-                e.len(decls.len());
-                for decl in decls {
-                    e.str(&decl.name);
-                    e.u8(match decl.kind {
-                        MacroKind::Derive => 0,
-                        MacroKind::Attribute => 1,
-                        MacroKind::Function => 2,
-                    });
-                    e.len(decl.helper_attributes.len());
-                    for helper in &decl.helper_attributes {
-                        e.str(helper);
-                    }
-                }
-            }
+            ServerMessage::Ready => e.u8(0),
             ServerMessage::Fatal(text) => {
                 e.u8(1);
                 e.str(text);
@@ -556,35 +556,7 @@ impl ServerMessage {
     pub fn decode(bytes: &[u8]) -> Result<ServerMessage, DecodeError> {
         let mut d = Decoder::new(bytes);
         let message = match d.u8()? {
-            0 => {
-                let len = d.len(6)?;
-                let mut decls = Vec::with_capacity(len);
-                for _ in 0..len {
-                    let name = d.string()?;
-                    let kind = match d.u8()? {
-                        0 => MacroKind::Derive,
-                        1 => MacroKind::Attribute,
-                        2 => MacroKind::Function,
-                        tag => {
-                            return Err(DecodeError::InvalidTag {
-                                what: "macro kind",
-                                tag,
-                            });
-                        }
-                    };
-                    let helpers = d.len(4)?;
-                    let mut helper_attributes = Vec::with_capacity(helpers);
-                    for _ in 0..helpers {
-                        helper_attributes.push(d.string()?);
-                    }
-                    decls.push(MacroDecl {
-                        name,
-                        kind,
-                        helper_attributes,
-                    });
-                }
-                ServerMessage::Ready(decls)
-            }
+            0 => ServerMessage::Ready,
             1 => ServerMessage::Fatal(d.string()?),
             2 => {
                 let tag = d.u8()?;
@@ -707,7 +679,7 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let shim = [
-            ShimMessage::Hello {
+            ShimMessage::Hello(Hello {
                 version: 1,
                 component: "ab".into(),
                 crate_name: "x".into(),
@@ -725,7 +697,8 @@ mod tests {
                     env: vec![("CARGO_PKG_NAME".into(), "app".into())],
                     env_patterns: vec!["CARGO_PKG_*".into()],
                 },
-            },
+                stateless: true,
+            }),
             ShimMessage::Expand(ExpandRequest {
                 macro_name: "Serialize".into(),
                 input: sample_tokens(),
@@ -740,11 +713,7 @@ mod tests {
             assert_eq!(ShimMessage::decode(&message.encode()), Ok(message));
         }
         let server = [
-            ServerMessage::Ready(vec![MacroDecl {
-                name: "Serialize".into(),
-                kind: MacroKind::Derive,
-                helper_attributes: vec!["serde".into()],
-            }]),
+            ServerMessage::Ready,
             ServerMessage::SpanQuery(SpanQuery::ResolvedAt(1, 2)),
             ServerMessage::Expanded {
                 result: Ok(sample_tokens()),

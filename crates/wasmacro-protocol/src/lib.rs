@@ -8,7 +8,7 @@
 //! ```text
 //! shim                                   server
 //!  | Hello{version, component, grants} ->  |  load the component
-//!  |  <-------  Ready{macros} | Fatal     |
+//!  |  <-------  Ready | Fatal             |
 //!  | Expand{macro, tokens, spans} ----->  |  run the guest
 //!  |  <-------  SpanQuery{..}             |  (guest asked for source text, …)
 //!  | SpanAnswer{..}  ------------------>  |
@@ -31,7 +31,7 @@ pub use grants::{ROOTS, env_matches, normalize};
 
 /// Bumped whenever a message changes shape. A shim and a server only talk if
 /// their versions are equal.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The WIT package every component is built against (`wit/wasmacro.wit`).
 pub const CONTRACT_PACKAGE: &str = "wasmacro:proc-macro";
@@ -53,6 +53,11 @@ pub const MAX_FRAME_LEN: u32 = 256 << 20;
 
 /// An index into the shim's span table for the current expansion.
 pub type SpanHandle = u32;
+
+/// The most spans one expansion's table holds: handles fit in 24 bits, and
+/// the runtime tags the handles it gives a guest with the expansion's
+/// generation in the 8 bits above.
+pub const MAX_SPANS: u32 = 1 << 24;
 
 /// How a group is delimited.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -271,20 +276,29 @@ pub enum Input {
     },
 }
 
+/// What a shim says first: which component to serve, and on what terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the shim.
+    pub version: u32,
+    /// The component's content hash (hex BLAKE3 of its bytes).
+    pub component: String,
+    /// The name of the macro crate, for messages.
+    pub crate_name: String,
+    /// What the macro may read in this compilation.
+    pub grants: Grants,
+    /// Whether the policy declares the macro stateless: every expansion then
+    /// gets a fresh instance, and its result depends on its own inputs alone
+    /// (what makes a cached expansion reusable on its own). Otherwise the
+    /// instance lives for the compilation, as native macro state does.
+    pub stateless: bool,
+}
+
 /// A message from the shim to the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ShimMessage {
     /// The first message: which component to serve, and what it may read.
-    Hello {
-        /// [`PROTOCOL_VERSION`] of the shim.
-        version: u32,
-        /// The component's content hash (hex BLAKE3 of its bytes).
-        component: String,
-        /// The name of the macro crate, for messages.
-        crate_name: String,
-        /// What the macro may read in this compilation.
-        grants: Grants,
-    },
+    Hello(Hello),
     /// Run one expansion.
     Expand(ExpandRequest),
     /// The answer to the last [`ServerMessage::SpanQuery`].
@@ -294,8 +308,10 @@ pub enum ShimMessage {
 /// A message from the server to the shim.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServerMessage {
-    /// The component is loaded; these are its macros.
-    Ready(Vec<MacroDecl>),
+    /// The session is open. (The component itself is loaded when an
+    /// expansion first has to run: one that every expansion finds in the
+    /// expansion cache is never loaded.)
+    Ready,
     /// The server cannot serve this shim at all; the text explains why.
     Fatal(String),
     /// The guest needs the compiler's answer about a span.

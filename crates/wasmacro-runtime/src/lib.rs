@@ -74,12 +74,7 @@ pub unsafe extern "C" fn wasmacro_runtime_open(
     let opened = catch_unwind(|| {
         let runtime = runtime().as_ref().map_err(Clone::clone)?;
         match ShimMessage::decode(bytes) {
-            Ok(ShimMessage::Hello {
-                version,
-                component,
-                crate_name,
-                grants,
-            }) => Session::open(runtime, version, &component, &crate_name, grants),
+            Ok(ShimMessage::Hello(hello)) => Session::open(runtime, hello),
             Ok(_) => Err("the shim's first message was not a hello".to_string()),
             Err(e) => Err(format!("the shim sent a malformed hello ({e})")),
         }
@@ -92,11 +87,7 @@ pub unsafe extern "C" fn wasmacro_runtime_open(
     });
     match opened {
         Ok(session) => {
-            send(
-                reply,
-                reply_context,
-                &ServerMessage::Ready(session.declarations().to_vec()),
-            );
+            send(reply, reply_context, &ServerMessage::Ready);
             Box::into_raw(Box::new(session)).cast()
         }
         Err(text) => {
@@ -169,7 +160,7 @@ pub unsafe extern "C" fn wasmacro_runtime_expand(
         return 1;
     }
     // SAFETY: the caller's contract: a live session, used by one thread.
-    let session = unsafe { &mut *session.cast::<Session>() };
+    let session = unsafe { &mut *session.cast::<Session<'static>>() };
     // SAFETY: the caller's contract.
     let frame = unsafe { slice(request, len) };
     let Ok(ShimMessage::Expand(request)) = ShimMessage::decode(frame) else {
@@ -213,7 +204,7 @@ pub unsafe extern "C" fn wasmacro_runtime_expand(
 pub unsafe extern "C" fn wasmacro_runtime_close(session: *mut c_void) {
     if !session.is_null() {
         // SAFETY: the caller's contract: the box this library made.
-        drop(unsafe { Box::from_raw(session.cast::<Session>()) });
+        drop(unsafe { Box::from_raw(session.cast::<Session<'static>>()) });
     }
 }
 

@@ -106,6 +106,9 @@ pub struct ShimSpec<'a> {
     pub edition: &'a str,
     /// What the macro may read.
     pub grants: &'a ShimGrants,
+    /// Whether the policy declares the macro crate stateless: a fresh
+    /// instance per expansion, and expansions cached one by one.
+    pub stateless: bool,
 }
 
 /// What a macro may read, as the project's policy grants it: paths relative
@@ -146,6 +149,7 @@ pub fn shim_source(spec: &ShimSpec<'_>) -> Result<String, ShimError> {
     let _ = writeln!(out, "use proc_macro::TokenStream;");
     let _ = writeln!(out, "const COMPONENT: &str = {:?};", spec.component);
     let _ = writeln!(out, "const CRATE: &str = {:?};", spec.crate_name);
+    let _ = writeln!(out, "const STATELESS: bool = {};", spec.stateless);
     let grants = spec.grants;
     let read: Vec<String> = grants
         .read
@@ -169,7 +173,8 @@ pub fn shim_source(spec: &ShimSpec<'_>) -> Result<String, ShimError> {
         let invocation = |kind: &str| {
             format!(
                 "::wasmacro_client::Invocation {{ component: COMPONENT, crate_name: CRATE, \
-                 macro_name: {name:?}, kind: ::wasmacro_client::Kind::{kind}, grants: &GRANTS }}"
+                 macro_name: {name:?}, kind: ::wasmacro_client::Kind::{kind}, grants: &GRANTS, \
+                 stateless: STATELESS }}"
             )
         };
         match decl.kind {
@@ -394,8 +399,10 @@ mod tests {
             macros: &macros,
             edition: "2021",
             grants: &grants,
+            stateless: true,
         })
         .unwrap();
+        assert!(source.contains("const STATELESS: bool = true;"));
         assert!(source.contains(
             r#"package: "m-pkg", read: &[("$CARGO_MANIFEST_DIR", "templates", "a \"quoted\" origin")], env: &["CARGO_PKG_*"]"#
         ));
@@ -418,6 +425,7 @@ mod tests {
                 macros: &macros,
                 edition: "2021",
                 grants: &ShimGrants::default(),
+                stateless: false,
             };
             assert!(
                 matches!(shim_source(&spec), Err(ShimError::InvalidName(_))),

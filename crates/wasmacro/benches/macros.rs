@@ -953,12 +953,13 @@ fn server_side(cache: &Path, component: &Path, runs: usize, only: Option<wasmacr
             // The same expansions as framed messages through the server's
             // loop, in memory: adds decoding, validating and encoding.
             let mut stream = Vec::new();
-            let hello = wasmacro_protocol::ShimMessage::Hello {
+            let hello = wasmacro_protocol::ShimMessage::Hello(wasmacro_protocol::Hello {
                 version: wasmacro_protocol::PROTOCOL_VERSION,
                 component: hash.to_string(),
                 crate_name: "serde_derive".into(),
                 grants: Default::default(),
-            };
+                stateless: false,
+            });
             wasmacro_protocol::write_frame(&mut stream, &hello.encode()).unwrap();
             for request in &requests {
                 let message = wasmacro_protocol::ShimMessage::Expand(request.clone());

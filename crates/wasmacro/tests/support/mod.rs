@@ -36,19 +36,23 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// Selects the server for the shims `command`'s rustc loads (the default
-/// is the runtime in process when its library is there).
+/// is the runtime in process when its library is there). A test that picks
+/// a transport wants the guest to run through it, so the expansion cache is
+/// off: a result another test cached would answer without running.
 pub fn server(command: &mut Command) -> &mut Command {
     command
         .env("WASMACRO_TRANSPORT", "server")
+        .env("WASMACRO_EXPANSION_CACHE", "off")
         .env_remove("WASMACRO_RUNTIME")
 }
 
 /// Makes `command`'s rustc runs load the runtime library into rustc's
 /// process, insisting on it (the library the tests' `wasmacro` has beside
-/// it, built if missing).
+/// it, built if missing); the expansion cache off, as for [`server`].
 pub fn in_process(command: &mut Command) -> &mut Command {
     command
         .env("WASMACRO_TRANSPORT", "in-process")
+        .env("WASMACRO_EXPANSION_CACHE", "off")
         .env("WASMACRO_RUNTIME", runtime_library())
 }
 
