@@ -11,6 +11,7 @@
 
 extern crate proc_macro;
 
+mod call_site_text;
 mod grants;
 mod in_process;
 
@@ -131,7 +132,10 @@ pub fn expand(
     // A failed attribute macro keeps its item, so the error is not buried
     // under "cannot find …" errors for everything the item defined.
     let item = (invocation.kind == MacroKind::Attribute).then(|| input.clone());
-    match run(&invocation, args, input) {
+    let started = std::time::Instant::now();
+    let outcome = run(&invocation, args, input);
+    timing::record(started.elapsed());
+    match outcome {
         Ok(tokens) => tokens,
         Err(Failure::Panicked(message)) => match message {
             Some(message) => std::panic::resume_unwind(Box::new(message)),
@@ -144,6 +148,31 @@ pub fn expand(
             ));
             tokens.extend(item);
             tokens
+        }
+    }
+}
+
+/// For the benchmark: what an expansion costs on the macro's side of
+/// rustc's bridge (flattening, the runtime, rebuilding rustc's tokens),
+/// which rustc's own timings cannot separate from its work on the result.
+mod timing {
+    use std::io::Write as _;
+    use std::sync::OnceLock;
+
+    /// A file to which each expansion appends its time in nanoseconds.
+    const ENV: &str = "WASMACRO_SHIM_TIMES";
+
+    pub(crate) fn record(elapsed: std::time::Duration) {
+        static FILE: OnceLock<Option<std::ffi::OsString>> = OnceLock::new();
+        let Some(path) = FILE.get_or_init(|| std::env::var_os(ENV)) else {
+            return;
+        };
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(file, "{}", elapsed.as_nanos());
         }
     }
 }
@@ -500,90 +529,181 @@ fn unflatten_range(
     if depth > MAX_GROUP_DEPTH {
         return Err(format!("groups nested more than {MAX_GROUP_DEPTH} deep"));
     }
+    let mut pieces = Pieces::default();
+    while *position < end {
+        let start = *position;
+        match call_site_text::plain_len(tokens, start, end) {
+            Some(len) => {
+                pieces.text(tokens, start, start + len);
+                *position += len;
+            }
+            None => {
+                pieces.flush_text(tokens, table, depth)?;
+                let tree = unflatten_tree(tokens, position, end, table, depth)?;
+                pieces.trees.push(tree);
+            }
+        }
+    }
+    pieces.flush_text(tokens, table, depth)?;
+    Ok(pieces.finish())
+}
+
+/// What one sequence of trees becomes: streams for rustc to concatenate,
+/// trees not yet made a stream, and a run of call-site tokens as text.
+#[derive(Default)]
+struct Pieces {
+    streams: Vec<TokenStream>,
+    trees: Vec<TokenTree>,
+    text: String,
+    /// Where the text's tokens are, for the way back if rustc refuses it.
+    text_range: std::ops::Range<usize>,
+    /// Whether the text ends with a joint punct.
+    glued: bool,
+}
+
+impl Pieces {
+    fn text(&mut self, tokens: &[protocol::Token], start: usize, end: usize) {
+        if self.text.is_empty() {
+            self.text_range = start..start;
+        } else if !self.glued {
+            self.text.push(' ');
+        }
+        self.glued = call_site_text::write(&mut self.text, tokens, start, end);
+        self.text_range.end = end;
+    }
+
+    fn flush_text(
+        &mut self,
+        tokens: &[protocol::Token],
+        table: &SpanTable,
+        depth: usize,
+    ) -> Result<(), String> {
+        if self.text.is_empty() {
+            return Ok(());
+        }
+        if !self.trees.is_empty() {
+            self.streams
+                .push(std::mem::take(&mut self.trees).into_iter().collect());
+        }
+        let lexed = catch_unwind(AssertUnwindSafe(|| self.text.parse::<TokenStream>()));
+        self.text.clear();
+        self.glued = false;
+        match lexed {
+            Ok(Ok(stream)) => self.streams.push(stream),
+            // Not what it should be: tree by tree, which names the culprit.
+            _ => {
+                let range = self.text_range.clone();
+                let mut at = range.start;
+                while at < range.end {
+                    let tree = unflatten_tree(tokens, &mut at, range.end, table, depth)?;
+                    self.trees.push(tree);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> TokenStream {
+        if self.streams.is_empty() {
+            return self.trees.into_iter().collect();
+        }
+        if !self.trees.is_empty() {
+            self.streams.push(self.trees.into_iter().collect());
+        }
+        let mut stream = TokenStream::new();
+        stream.extend(self.streams);
+        stream
+    }
+}
+
+/// One tree, at `position`, advancing past it.
+fn unflatten_tree(
+    tokens: &[protocol::Token],
+    position: &mut usize,
+    end: usize,
+    table: &SpanTable,
+    depth: usize,
+) -> Result<TokenTree, String> {
     let span = |handle: SpanHandle| {
         table.get(handle).ok_or_else(|| format!("span handle {handle:#x}, which this expansion never handed out (a span kept from an earlier expansion?)"))
     };
-    let mut trees = Vec::new();
-    while *position < end {
-        let token = &tokens[*position];
-        *position += 1;
-        let tree = match token {
-            protocol::Token::Group {
-                delimiter,
-                span: whole,
-                open: _,
-                close: _,
-                len,
-            } => {
-                let inner_end = position
-                    .checked_add(*len as usize)
-                    .filter(|&e| e <= end)
-                    .ok_or_else(|| format!("a group whose length {len} overruns its parent"))?;
-                if let Some(original) = table.original_group(&tokens[*position - 1..inner_end]) {
-                    *position = inner_end;
-                    trees.push(TokenTree::Group(original));
-                    continue;
-                }
-                let stream = unflatten_range(tokens, position, inner_end, table, depth + 1)?;
-                let delimiter = match delimiter {
-                    protocol::Delimiter::Parenthesis => Delimiter::Parenthesis,
-                    protocol::Delimiter::Brace => Delimiter::Brace,
-                    protocol::Delimiter::Bracket => Delimiter::Bracket,
-                    protocol::Delimiter::None => Delimiter::None,
-                };
-                let mut group = Group::new(delimiter, stream);
-                // Stable proc_macro can only set a group's whole span; rustc
-                // derives the delimiter spans from it, as for a native macro
-                // that calls `set_span`.
-                group.set_span(span(*whole)?);
-                TokenTree::Group(group)
+    let Some(token) = tokens.get(*position) else {
+        return Err("a group that ends early".to_string());
+    };
+    *position += 1;
+    let tree = match token {
+        protocol::Token::Group {
+            delimiter,
+            span: whole,
+            open: _,
+            close: _,
+            len,
+        } => {
+            let inner_end = position
+                .checked_add(*len as usize)
+                .filter(|&e| e <= end)
+                .ok_or_else(|| format!("a group whose length {len} overruns its parent"))?;
+            if let Some(original) = table.original_group(&tokens[*position - 1..inner_end]) {
+                *position = inner_end;
+                return Ok(TokenTree::Group(original));
             }
-            protocol::Token::Ident {
-                name,
-                is_raw,
-                span: handle,
-            } => {
-                let span = span(*handle)?;
-                let made = catch_unwind(AssertUnwindSafe(|| {
-                    if *is_raw {
-                        Ident::new_raw(name, span)
-                    } else {
-                        Ident::new(name, span)
-                    }
-                }));
-                TokenTree::Ident(made.map_err(|_| format!("an invalid identifier `{name}`"))?)
-            }
-            protocol::Token::Punct {
-                ch,
-                joint,
-                span: handle,
-            } => {
-                let span = span(*handle)?;
-                let spacing = if *joint {
-                    Spacing::Joint
+            let stream = unflatten_range(tokens, position, inner_end, table, depth + 1)?;
+            let delimiter = match delimiter {
+                protocol::Delimiter::Parenthesis => Delimiter::Parenthesis,
+                protocol::Delimiter::Brace => Delimiter::Brace,
+                protocol::Delimiter::Bracket => Delimiter::Bracket,
+                protocol::Delimiter::None => Delimiter::None,
+            };
+            let mut group = Group::new(delimiter, stream);
+            // Stable proc_macro can only set a group's whole span; rustc
+            // derives the delimiter spans from it, as for a native macro
+            // that calls `set_span`.
+            group.set_span(span(*whole)?);
+            TokenTree::Group(group)
+        }
+        protocol::Token::Ident {
+            name,
+            is_raw,
+            span: handle,
+        } => {
+            let span = span(*handle)?;
+            let made = catch_unwind(AssertUnwindSafe(|| {
+                if *is_raw {
+                    Ident::new_raw(name, span)
                 } else {
-                    Spacing::Alone
-                };
-                let made = catch_unwind(AssertUnwindSafe(|| Punct::new(*ch, spacing)));
-                let mut punct =
-                    made.map_err(|_| format!("an invalid punctuation character {ch:?}"))?;
-                punct.set_span(span);
-                TokenTree::Punct(punct)
-            }
-            protocol::Token::Literal { text, span: handle } => {
-                let span = span(*handle)?;
-                // The server has already checked the text with the guest lexer;
-                // `catch_unwind` is the second line of defence.
-                let parsed = catch_unwind(AssertUnwindSafe(|| text.parse::<Literal>()));
-                let invalid = || format!("an invalid literal `{}`", text.escape_debug());
-                let mut literal = parsed.map_err(|_| invalid())?.map_err(|_| invalid())?;
-                literal.set_span(span);
-                TokenTree::Literal(literal)
-            }
-        };
-        trees.push(tree);
-    }
-    Ok(trees.into_iter().collect())
+                    Ident::new(name, span)
+                }
+            }));
+            TokenTree::Ident(made.map_err(|_| format!("an invalid identifier `{name}`"))?)
+        }
+        protocol::Token::Punct {
+            ch,
+            joint,
+            span: handle,
+        } => {
+            let span = span(*handle)?;
+            let spacing = if *joint {
+                Spacing::Joint
+            } else {
+                Spacing::Alone
+            };
+            let made = catch_unwind(AssertUnwindSafe(|| Punct::new(*ch, spacing)));
+            let mut punct = made.map_err(|_| format!("an invalid punctuation character {ch:?}"))?;
+            punct.set_span(span);
+            TokenTree::Punct(punct)
+        }
+        protocol::Token::Literal { text, span: handle } => {
+            let span = span(*handle)?;
+            // The server has already checked the text with the guest lexer;
+            // `catch_unwind` is the second line of defence.
+            let parsed = catch_unwind(AssertUnwindSafe(|| text.parse::<Literal>()));
+            let invalid = || format!("an invalid literal `{}`", text.escape_debug());
+            let mut literal = parsed.map_err(|_| invalid())?.map_err(|_| invalid())?;
+            literal.set_span(span);
+            TokenTree::Literal(literal)
+        }
+    };
+    Ok(tree)
 }
 
 /// `compile_error!("…")` at the call site.

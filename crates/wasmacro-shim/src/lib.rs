@@ -21,7 +21,7 @@ use wasmacro_protocol::{MacroDecl, MacroKind};
 /// The sources compiled into every shim, embedded so an installed `wasmacro`
 /// needs no source checkout.
 /// Every embedded source, by its path in a shim's build directory.
-const SOURCES: [(&str, &str); 8] = [
+const SOURCES: [(&str, &str); 9] = [
     (
         "protocol/lib.rs",
         include_str!("../../wasmacro-protocol/src/lib.rs"),
@@ -45,6 +45,10 @@ const SOURCES: [(&str, &str); 8] = [
     (
         "client/lib.rs",
         include_str!("../../wasmacro-client/src/lib.rs"),
+    ),
+    (
+        "client/call_site_text.rs",
+        include_str!("../../wasmacro-client/src/call_site_text.rs"),
     ),
     (
         "client/grants.rs",

@@ -189,6 +189,12 @@ fn main() {
         Macro::WasmInProcess(component_229.clone()),
     ));
     variants.push(Variant::new(
+        "wasmacro 1.0.229, all cached",
+        &deps_229,
+        "derives.rs",
+        Macro::WasmCached(component_229.clone()),
+    ));
+    variants.push(Variant::new(
         "wasmacro 1.0.229 on Pulley",
         &deps_229,
         "derives.rs",
@@ -297,6 +303,36 @@ fn main() {
             ratio(net(i, 0), net(2, 0))
         );
     }
+    if let Some(i) = index("wasmacro 1.0.229, all cached") {
+        println!(
+            "all cached / native, serde_derive 1.0.229: {:.2}",
+            ratio(net(i, 0), net(1, 0))
+        );
+        // rustc's own work on a macro's result (parsing it, expanding
+        // what it contains) is part of every variant's `expand_crate`; the
+        // shim times its side of the bridge (flatten, runtime, rebuild), so
+        // the rest of a cached run is rustc's, and the native macro's own
+        // time is what native spends beyond that.
+        let shim = shim_time(&variants[i], &corpus, &cache, runs);
+        let rustc_own = net(i, 0).saturating_sub(shim);
+        let native_macro = net(1, 0).saturating_sub(rustc_own);
+        let native_default_macro = net(3, 0).saturating_sub(rustc_own);
+        let per = |d: Duration| format!("{:.1} µs", d.as_secs_f64() * 1e6 / expansions as f64);
+        println!(
+            "  a hit, the macro's side of the bridge: {} per expansion; rustc's own work on \
+             the result: {}; so the native macro's side: {} optimised, {} at opt-level 0",
+            per(shim),
+            per(rustc_own),
+            per(native_macro),
+            per(native_default_macro)
+        );
+        println!(
+            "  a hit / the native macro, its side of the bridge: {:.2} optimised, {:.2} at \
+             opt-level 0",
+            ratio(shim, native_macro),
+            ratio(shim, native_default_macro)
+        );
+    }
     if let Some(i) = index("wasmacro 1.0.229 on Pulley") {
         println!(
             "Pulley / native,   serde_derive 1.0.229: {:.1}",
@@ -332,9 +368,12 @@ enum Mode {
     Server,
     /// `cargo wasmacro`, the runtime in rustc's process.
     InProcess,
+    /// `cargo wasmacro` as a user runs it: in process, the expansion cache
+    /// on (the other wasm modes turn it off, to measure running macros).
+    Cached,
 }
 
-const MODES: [Mode; 3] = [Mode::Native, Mode::Server, Mode::InProcess];
+const MODES: [Mode; 4] = [Mode::Native, Mode::Server, Mode::InProcess, Mode::Cached];
 
 fn whole_builds(projects: &Path, work: &Path, cache: &Path, runs: usize, cold: bool) {
     let project = work.join("build-corpus");
@@ -347,6 +386,7 @@ fn whole_builds(projects: &Path, work: &Path, cache: &Path, runs: usize, cold: b
     let corpus = corpus_source("serde_derive", true);
     std::fs::write(&lib, &corpus).unwrap();
     let target = |mode: Mode| work.join(format!("build-corpus-target-{mode:?}"));
+    let summary = work.join("build-corpus-summary.json");
     // One build of `mode` in its own target directory; `clean` empties it
     // first.
     let build = |mode: Mode, cache: &Path, clean: bool| -> Duration {
@@ -356,14 +396,16 @@ fn whole_builds(projects: &Path, work: &Path, cache: &Path, runs: usize, cold: b
         }
         let mut command = match mode {
             Mode::Native => Command::new(env!("CARGO")),
-            Mode::Server | Mode::InProcess => {
+            Mode::Server | Mode::InProcess | Mode::Cached => {
                 let mut command = wasmacro(cache);
                 command.arg("cargo");
-                if mode == Mode::InProcess {
-                    support::in_process(&mut command);
-                } else {
-                    support::server(&mut command);
-                }
+                match mode {
+                    Mode::Server => support::server(&mut command),
+                    Mode::InProcess => support::in_process(&mut command),
+                    _ => support::in_process(&mut command)
+                        .env("WASMACRO_EXPANSION_CACHE", "on")
+                        .env("WASMACRO_SUMMARY_JSON", &summary),
+                };
                 command
             }
         };
@@ -392,13 +434,30 @@ fn whole_builds(projects: &Path, work: &Path, cache: &Path, runs: usize, cold: b
             samples.push(build(*mode, cache, true));
         }
     }
-    // The loop users live in: one edit to the crate, every derive expanded
-    // again, dependencies fresh.
+    // The loop users live in: one type edited, the crate rebuilt (every
+    // derive expanded again, natively), dependencies fresh.
     let mut edits: Vec<Vec<Duration>> = vec![Vec::new(); MODES.len()];
+    let (mut hits, mut expansions) = (0, 0);
     for run in 0..runs.max(5) {
         for (mode, samples) in MODES.iter().zip(&mut edits) {
-            std::fs::write(&lib, format!("{corpus}\n// edit {run} {mode:?}\n")).unwrap();
+            // A field added to one type in the middle: everything after it
+            // moves.
+            let edited = corpus.replacen(
+                "pub struct Record250 {\n",
+                &format!("pub struct Record250 {{\n    pub edit_{run}_{mode:?}: u8,\n"),
+                1,
+            );
+            assert_ne!(edited, corpus, "the corpus has no Record250");
+            std::fs::write(&lib, edited).unwrap();
             samples.push(build(*mode, cache, false));
+            if *mode == Mode::Cached {
+                let rows: Vec<serde_json::Value> =
+                    serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+                for row in rows {
+                    hits += row["hits"].as_u64().unwrap_or(0);
+                    expansions += row["expansions"].as_u64().unwrap_or(0);
+                }
+            }
         }
     }
     std::fs::write(&lib, &corpus).unwrap();
@@ -410,6 +469,7 @@ fn whole_builds(projects: &Path, work: &Path, cache: &Path, runs: usize, cold: b
                 Mode::Native => "plain cargo build",
                 Mode::Server => "cargo wasmacro build, server",
                 Mode::InProcess => "cargo wasmacro build, in process",
+                Mode::Cached => "cargo wasmacro build, expansion cache",
             };
             let (low, high) = range(&samples[i]);
             println!(
@@ -424,16 +484,21 @@ fn whole_builds(projects: &Path, work: &Path, cache: &Path, runs: usize, cold: b
     print(
         format!(
             "2. Whole `cargo build` (dev profile) of the corpus crate from an empty target \
-             directory, warm component cache, medians of {runs}"
+             directory, warm component cache (and, for the last, warm expansion cache), \
+             medians of {runs}"
         ),
         whole,
     );
     print(
         format!(
-            "2b. Edit -> rebuild: src/lib.rs edited, every derive expanded again, medians of {}",
+            "2b. Edit -> rebuild: one type of src/lib.rs edited, the crate rebuilt, medians of {}",
             runs.max(5)
         ),
         edits,
+    );
+    println!(
+        "expansion cache hits in the loop: {hits} of {expansions} ({:.1}%)",
+        100.0 * hits as f64 / expansions.max(1) as f64
     );
     if cold {
         let empty = tempfile::tempdir().unwrap();
@@ -565,6 +630,9 @@ enum Macro {
     Wasm(PathBuf, &'static str),
     /// A component, run by the runtime library inside rustc's process.
     WasmInProcess(PathBuf),
+    /// The same, with the expansion cache on: after the unmeasured first
+    /// run, every expansion is a hit.
+    WasmCached(PathBuf),
 }
 
 struct Variant<'a> {
@@ -596,6 +664,10 @@ impl<'a> Variant<'a> {
     }
 
     fn compile(&self, corpus: &Path, cache: &Path) -> Sample {
+        self.compile_with(corpus, cache, &[])
+    }
+
+    fn compile_with(&self, corpus: &Path, cache: &Path, env: &[(&str, &Path)]) -> Sample {
         let mut command = match &self.macro_crate {
             Macro::Wasm(_, backend) => {
                 let mut command = wasmacro(cache);
@@ -608,6 +680,14 @@ impl<'a> Variant<'a> {
                 let mut command = wasmacro(cache);
                 support::in_process(&mut command);
                 command.args(["rustc", "rustc"]);
+                command
+            }
+            Macro::WasmCached(_) => {
+                let mut command = wasmacro(cache);
+                support::in_process(&mut command);
+                command
+                    .env("WASMACRO_EXPANSION_CACHE", "on")
+                    .args(["rustc", "rustc"]);
                 command
             }
             _ => Command::new("rustc"),
@@ -642,12 +722,15 @@ impl<'a> Variant<'a> {
                     .arg("--extern")
                     .arg(format!("{name}={}", artifact(self.deps, name).display()));
             }
-            Macro::Wasm(component, _) | Macro::WasmInProcess(component) => {
+            Macro::Wasm(component, _)
+            | Macro::WasmInProcess(component)
+            | Macro::WasmCached(component) => {
                 command
                     .arg("--extern")
                     .arg(format!("serde_derive={}", component.display()));
             }
         }
+        command.envs(env.iter().copied());
         let started = Instant::now();
         let output = command.output().expect("rustc runs");
         let total = started.elapsed();
@@ -667,6 +750,24 @@ impl<'a> Variant<'a> {
             total,
         }
     }
+}
+
+/// The median total over `runs` compilations of the time the shim reports
+/// for its side of each expansion (`WASMACRO_SHIM_TIMES`).
+fn shim_time(variant: &Variant, corpus: &Path, cache: &Path, runs: usize) -> Duration {
+    let times = tempfile::NamedTempFile::new().unwrap();
+    let mut totals = Vec::new();
+    for _ in 0..runs {
+        std::fs::write(times.path(), "").unwrap();
+        variant.compile_with(corpus, cache, &[("WASMACRO_SHIM_TIMES", times.path())]);
+        let nanos: u64 = std::fs::read_to_string(times.path())
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.parse::<u64>().ok())
+            .sum();
+        totals.push(Duration::from_nanos(nanos));
+    }
+    median(totals)
 }
 
 /// A deterministic generator (64-bit LCG): the corpus is the same on every

@@ -8,8 +8,8 @@ mod support;
 
 use std::sync::Mutex;
 use support::{
-    Cargo, assert_runs_as_wasm, cargo_in, cargo_report, compile_fail_examples, project_copy,
-    summary, text,
+    Cargo, assert_runs_as_wasm, cargo_in, cargo_in_with, cargo_report, compile_fail_examples,
+    project_copy, summary, summary_hits, text,
 };
 
 /// The tests share one project copy and its target directory.
@@ -121,6 +121,90 @@ fn compile_fail_corpus_gives_the_same_errors() {
         );
     }
     assert_eq!(native.diagnostics, wasm.diagnostics);
+}
+
+/// The files of the fixture package's own artifacts a `--message-format=json`
+/// build wrote (library, test harnesses, examples), with their bytes.
+fn own_artifacts(output: &std::process::Output) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    for line in text(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let own = message["package_id"]
+            .as_str()
+            .is_some_and(|id| id.contains("ecosystem"));
+        if message["reason"] != "compiler-artifact" || !own {
+            continue;
+        }
+        let paths = message["filenames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(
+                message["executable"]
+                    .as_str()
+                    .map(|_| &message["executable"]),
+            )
+            .filter_map(|p| p.as_str());
+        for path in paths {
+            files.insert(path.to_string(), std::fs::read(path).unwrap());
+        }
+    }
+    files
+}
+
+#[test]
+fn a_warm_expansion_cache_gives_byte_identical_binaries_and_diagnostics() {
+    let _guard = lock();
+    let dir = project_copy("ecosystem");
+    let args = ["test", "--locked", "--no-run", "--message-format=json"];
+    // Each build recompiles the fixture crate and what uses it (its
+    // dependencies stay fresh); without incremental state, so two builds of
+    // the same expansions are the same bytes.
+    let build = |cache: &str| {
+        let source = dir.join("src/lib.rs");
+        let file = std::fs::File::options().append(true).open(&source).unwrap();
+        file.set_modified(std::time::SystemTime::now()).unwrap();
+        let output = cargo_in_with(
+            &dir,
+            Cargo::Wasmacro,
+            &args,
+            &[
+                ("WASMACRO_EXPANSION_CACHE", cache),
+                ("CARGO_INCREMENTAL", "0"),
+            ],
+        );
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        output
+    };
+    // Every expansion runs.
+    let uncached = build("off");
+    let artifacts = own_artifacts(&uncached);
+    assert!(artifacts.len() >= 3, "{:?}", artifacts.keys());
+    // Fills the cache (or finds it filled by an earlier run).
+    build("on");
+    // Every expansion is a hit.
+    let warm = build("on");
+    let rows = summary_hits(&dir);
+    let expanded: u64 = rows.iter().map(|(_, expansions, _)| expansions).sum();
+    assert!(expanded > 100, "{rows:?}");
+    for (krate, expansions, hits) in &rows {
+        assert_eq!(hits, expansions, "{krate}: {rows:?}");
+    }
+    let warm_artifacts = own_artifacts(&warm);
+    assert_eq!(
+        artifacts.keys().collect::<Vec<_>>(),
+        warm_artifacts.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in &artifacts {
+        assert!(warm_artifacts[path] == *bytes, "{path} differs");
+    }
+    assert_eq!(
+        cargo_report(&uncached).diagnostics,
+        cargo_report(&warm).diagnostics,
+        "diagnostics differ"
+    );
 }
 
 /// The `Compiling …` lines of a `cargo build -v`: which units were redone.

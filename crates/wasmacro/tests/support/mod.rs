@@ -537,6 +537,24 @@ pub fn summary(dir: &Path) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The summary's (crate, expansions, hits) for the crates that ran as wasm.
+pub fn summary_hits(dir: &Path) -> Vec<(String, u64, u64)> {
+    let path = summary_file(dir);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("no summary at {}: {e}", path.display()));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text).expect("the summary is JSON");
+    rows.iter()
+        .filter(|row| row["runs"] == "wasm")
+        .map(|row| {
+            (
+                row["crate"].as_str().unwrap_or_default().to_string(),
+                row["expansions"].as_u64().unwrap_or(0),
+                row["hits"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
