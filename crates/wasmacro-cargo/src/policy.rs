@@ -411,6 +411,37 @@ mod tests {
     }
 
     #[test]
+    fn the_expansion_cache_switch_is_read_but_not_carried_to_the_wrapper() {
+        let off = Policy::from_manifest(
+            "[workspace.metadata.wasmacro]\nexpansion-cache = false\n",
+            "Cargo.toml",
+        )
+        .unwrap();
+        assert_eq!(off.expansion_cache, Some(false));
+        // Switching it changes no artifact: the policy cargo tracks is the
+        // same, so nothing is rebuilt.
+        assert_eq!(off.to_env(), Policy::default().to_env());
+        let error = Policy::from_manifest(
+            "[workspace.metadata.wasmacro]\nexpansion-cache = \"no\"\n",
+            "Cargo.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("`expansion-cache` must be true or false"),
+            "{error}"
+        );
+        // A macro package's own `stateless = true` is its author's word, not
+        // a project list.
+        let own = Policy::from_manifest(
+            "[package]\nname = \"m\"\n[package.metadata.wasmacro]\nstateless = true\n",
+            "Cargo.toml",
+        )
+        .unwrap();
+        assert!(own.stateless.is_empty());
+    }
+
+    #[test]
     fn author_opt_in() {
         assert!(author_opted_in(
             "[package.metadata.wasmacro]\nwasm = true\n"

@@ -16,9 +16,11 @@
 //! stateful = ["serde_derive"]     # overrides the author and the table below
 //! ```
 //!
-//! A wrong declaration cannot make the cache unsound: a stateless macro runs
-//! in a fresh instance whether its result is cached or not, so a macro that
-//! needed its state fails the same way with the cache on or off.
+//! A wrong declaration cannot make the cache unsound: with the cache on, a
+//! stateless macro runs each expansion in a fresh instance, so its results
+//! depend on nothing but what is recorded (a macro that needed its state
+//! fails instead). With the cache off it keeps one instance, as fresh ones
+//! would only cost time.
 
 use crate::policy::Policy;
 

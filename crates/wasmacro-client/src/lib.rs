@@ -101,8 +101,8 @@ pub struct Invocation<'a> {
     pub kind: MacroKind,
     /// What the project's policy lets it read.
     pub grants: &'a GrantSpec<'a>,
-    /// Whether the policy declares the macro crate stateless (a fresh
-    /// instance per expansion).
+    /// Whether the policy declares the macro crate stateless (with the
+    /// expansion cache on, a fresh instance per expansion).
     pub stateless: bool,
 }
 

@@ -68,6 +68,13 @@ impl ComponentCache {
         &self.dir
     }
 
+    /// What identifies the engine: wasmtime's build and configuration
+    /// (backend, fuel, NaN canonicalisation, …), from its precompile
+    /// compatibility hash.
+    pub fn engine_key(&self) -> &str {
+        &self.engine_key
+    }
+
     /// Stores component bytes under their hash (idempotent) and returns it.
     pub fn insert(&self, bytes: &[u8]) -> Result<ComponentHash, LoadError> {
         let hash = ComponentHash::of(bytes);

@@ -15,7 +15,6 @@
 //! answers and the inputs still hash the same ([`Evidence`]).
 
 use crate::cache::ComponentHash;
-use crate::instance::Backend;
 use crate::limits::Limits;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -71,13 +70,15 @@ impl History {
 pub struct ExpansionKey(blake3::Hash);
 
 impl ExpansionKey {
-    /// The one key function. `request` is the encoded `Expand` message (its
-    /// span handles are the shim's table indices). Absolute root paths are
-    /// not part of it, so checkouts of a project at different paths share
-    /// entries; an entry records them when its result may depend on them.
+    /// The one key function. `engine` names the wasmtime build and its
+    /// configuration, backend included (`ComponentCache::engine_key`);
+    /// `request` is the encoded `Expand` message (its span handles are the
+    /// shim's table indices). Absolute root paths are not part of it, so
+    /// checkouts of a project at different paths share entries; an entry
+    /// records them when its result may depend on them.
     pub fn new(
         component: &ComponentHash,
-        backend: Backend,
+        engine: &str,
         limits: &Limits,
         grants: &Grants,
         history: History,
@@ -85,8 +86,11 @@ impl ExpansionKey {
     ) -> ExpansionKey {
         let mut e = Encoder::new();
         e.str("wasmacro expansion key 1");
+        // What the runtime itself does with a result (its checks, its error
+        // texts) is part of it.
+        e.str(env!("WASMACRO_RUNTIME_SOURCES"));
+        e.str(engine);
         e.str(&component.to_string());
-        e.str(backend.name());
         // The wall-clock timeout is left out: an expansion it stopped is
         // never cached, and it changes no other outcome.
         for limit in [limits.fuel, limits.memory, limits.stack, limits.output] {

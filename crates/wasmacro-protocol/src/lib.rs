@@ -287,10 +287,11 @@ pub struct Hello {
     pub crate_name: String,
     /// What the macro may read in this compilation.
     pub grants: Grants,
-    /// Whether the policy declares the macro stateless: every expansion then
-    /// gets a fresh instance, and its result depends on its own inputs alone
-    /// (what makes a cached expansion reusable on its own). Otherwise the
-    /// instance lives for the compilation, as native macro state does.
+    /// Whether the policy declares the macro stateless: with the expansion
+    /// cache on, every expansion then gets a fresh instance, and its result
+    /// depends on its own inputs alone (what makes a cached expansion
+    /// reusable on its own). Otherwise the instance lives for the
+    /// compilation, as native macro state does.
     pub stateless: bool,
 }
 
