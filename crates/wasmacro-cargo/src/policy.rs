@@ -326,6 +326,12 @@ fn names(list: &toml_edit::Array) -> Result<BTreeSet<String>, String> {
 /// Whether a macro package's manifest says it can run as wasm
 /// (`[package.metadata.wasmacro] wasm = true`).
 pub fn author_opted_in(manifest: &str) -> bool {
+    author_says(manifest, "wasm")
+}
+
+/// Whether a macro package's own manifest sets `key = true` in
+/// `[package.metadata.wasmacro]`.
+pub fn author_says(manifest: &str, key: &str) -> bool {
     manifest
         .parse::<toml_edit::DocumentMut>()
         .ok()
@@ -333,7 +339,7 @@ pub fn author_opted_in(manifest: &str) -> bool {
             d.get("package")?
                 .get("metadata")?
                 .get("wasmacro")?
-                .get("wasm")?
+                .get(key)?
                 .as_bool()
         })
         .unwrap_or(false)

@@ -50,17 +50,7 @@ pub const BUILT_IN: &[&str] = &[
 /// Whether the macro's own manifest declares it stateless
 /// (`[package.metadata.wasmacro] stateless = true`).
 pub fn declared_by_author(manifest: &str) -> bool {
-    manifest
-        .parse::<toml_edit::DocumentMut>()
-        .ok()
-        .and_then(|d| {
-            d.get("package")?
-                .get("metadata")?
-                .get("wasmacro")?
-                .get("stateless")?
-                .as_bool()
-        })
-        .unwrap_or(false)
+    crate::policy::author_says(manifest, "stateless")
 }
 
 /// Whether `package` runs stateless, and who said so (for `wasmacro

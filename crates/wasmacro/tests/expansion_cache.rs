@@ -9,7 +9,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use support::{Compiled, Mode, assert_same, compile_in, text};
+use support::{Compiled, Mode, assert_same, compile_in, summary_hits_at as hits, text};
 
 const API: &[(&str, &str)] = &[("api_macros", "api-macros")];
 const API_AND_SERDE: &[(&str, &str)] = &[
@@ -23,22 +23,6 @@ fn workdir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// One compilation's summary rows, by crate: (expansions, hits).
-fn hits(summary: &Path) -> Vec<(String, u64, u64)> {
-    let text = std::fs::read_to_string(summary).expect("a summary");
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&text).expect("JSON");
-    rows.iter()
-        .filter(|row| row["runs"] == "wasm")
-        .map(|row| {
-            (
-                row["crate"].as_str().unwrap_or_default().to_string(),
-                row["expansions"].as_u64().unwrap_or(0),
-                row["hits"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect()
 }
 
 /// Compiles `dir/program.rs` as wasm with the expansion cache in `cache`,

@@ -537,10 +537,15 @@ pub fn summary(dir: &Path) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// The summary's (crate, expansions, hits) for the crates that ran as wasm.
+/// The summary's (crate, expansions, hits) for the crates that ran as wasm,
+/// from the summary `cargo_in` had written for `dir`.
 pub fn summary_hits(dir: &Path) -> Vec<(String, u64, u64)> {
-    let path = summary_file(dir);
-    let text = std::fs::read_to_string(&path)
+    summary_hits_at(&summary_file(dir))
+}
+
+/// [`summary_hits`] from the summary JSON at `path`.
+pub fn summary_hits_at(path: &Path) -> Vec<(String, u64, u64)> {
+    let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("no summary at {}: {e}", path.display()));
     let rows: Vec<serde_json::Value> = serde_json::from_str(&text).expect("the summary is JSON");
     rows.iter()
