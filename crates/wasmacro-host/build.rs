@@ -1,7 +1,9 @@
 //! Names the runtime's own logic for the expansion cache: a digest of the
 //! sources that decide what a session returns for an expansion (this crate,
-//! the protocol, the guest lexer that checks results), so a wasmacro whose
-//! runtime behaves differently never takes another's cached expansions.
+//! the protocol, the guest lexer that checks results, the WIT contract) and
+//! of the workspace's `Cargo.lock` (the versions of wasmtime-wasi and the
+//! rest), so a wasmacro whose runtime behaves differently never takes
+//! another's cached expansions.
 //! FNV-1a over sorted paths and contents: stable across builds and machines.
 
 use std::path::{Path, PathBuf};
@@ -56,5 +58,8 @@ fn main() {
         feed(name.as_bytes());
         feed(&std::fs::read(path).unwrap_or_default());
     }
+    let lock = manifest.join("../../Cargo.lock");
+    println!("cargo:rerun-if-changed={}", lock.display());
+    feed(&std::fs::read(&lock).unwrap_or_default());
     println!("cargo:rustc-env=WASMACRO_RUNTIME_SOURCES={a:016x}{b:016x}");
 }

@@ -15,21 +15,37 @@ use wasmacro_protocol::{Delimiter, Token};
 /// The handle of `Span::call_site()`: the first span the shim records.
 const CALL_SITE: u32 = 0;
 
-/// The length in tokens of the tree at `position` of a sequence ending at
-/// `end`, if it can be written as text together with the trees after it that
-/// it joins (a joint punct's next token must be text too).
+/// Groups nested deeper than this go tree by tree (which has its own limit),
+/// so checking a subtree never recurses far on rustc's stack.
+const MAX_DEPTH: usize = 64;
+
+/// The length in tokens of the run starting at `position` of a sequence
+/// ending at `end` that can be written as text: one tree, or a chain of
+/// joint puncts with the token they glue to (all in the same text, since
+/// the text is what gives them their spacing).
 pub(crate) fn plain_len(tokens: &[Token], position: usize, end: usize) -> Option<usize> {
-    let len = plain_tree(tokens, position, end)?;
-    if matches!(tokens.get(position), Some(Token::Punct { joint: true, .. })) {
-        plain_len(tokens, position + 1, end)?;
+    run_len(tokens, position, end, 0)
+}
+
+fn run_len(tokens: &[Token], position: usize, end: usize, depth: usize) -> Option<usize> {
+    let mut at = position;
+    loop {
+        let len = plain_tree(tokens, at, end, depth)?;
+        let joint = matches!(tokens.get(at), Some(Token::Punct { joint: true, .. }));
+        at += len;
+        if !joint {
+            return Some(at - position);
+        }
     }
-    Some(len)
 }
 
 /// The length in tokens of the tree at `position` (the token, or the group
 /// with its subtree), if it can be written as text; a joint punct only if
-/// the token after it is one it glues to.
-fn plain_tree(tokens: &[Token], position: usize, end: usize) -> Option<usize> {
+/// the token after it is one its text glues to.
+fn plain_tree(tokens: &[Token], position: usize, end: usize, depth: usize) -> Option<usize> {
+    if position >= end {
+        return None;
+    }
     match tokens.get(position)? {
         Token::Group {
             delimiter,
@@ -39,45 +55,57 @@ fn plain_tree(tokens: &[Token], position: usize, end: usize) -> Option<usize> {
             len,
         } => {
             let inner_end = position.checked_add(1)?.checked_add(*len as usize)?;
-            let plain = *delimiter != Delimiter::None
+            let plain = depth < MAX_DEPTH
+                && *delimiter != Delimiter::None
                 && [*span, *open, *close].iter().all(|h| *h == CALL_SITE)
                 && inner_end <= end
-                && plain_sequence(tokens, position + 1, inner_end);
+                && plain_sequence(tokens, position + 1, inner_end, depth + 1);
             plain.then_some(1 + *len as usize)
         }
-        Token::Ident { span, .. } => (*span == CALL_SITE).then_some(1),
+        // `$crate` would lex as `$` and `crate`.
+        Token::Ident { name, span, .. } => {
+            (*span == CALL_SITE && !name.starts_with('$')).then_some(1)
+        }
+        // `-1` would lex as two tokens; `c"…"` depends on the edition.
         Token::Literal { text, span } => {
-            (*span == CALL_SITE && !text.starts_with('-')).then_some(1)
+            (*span == CALL_SITE && !text.starts_with(['-', 'c'])).then_some(1)
         }
         Token::Punct { ch, joint, span } => {
             if *span != CALL_SITE {
                 return None;
             }
-            if !*joint {
-                return Some(1);
-            }
-            // Joint: the text must put the next token right after it.
-            let joins = match tokens.get(position + 1).filter(|_| position + 1 < end) {
-                Some(Token::Punct { ch: next, span, .. }) => {
-                    *span == CALL_SITE && !(*ch == '/' && matches!(next, '/' | '*'))
-                }
-                Some(Token::Ident {
-                    is_raw: false,
-                    span,
-                    ..
-                }) => *ch == '\'' && *span == CALL_SITE,
-                _ => false,
+            let next = tokens.get(position + 1).filter(|_| position + 1 < end);
+            let plain = match (ch, joint) {
+                // Only a lifetime: `'` glued to a plain identifier. Alone,
+                // or before anything else, it would start a char literal.
+                ('\'', true) => matches!(
+                    next,
+                    Some(Token::Ident { name, is_raw: false, span })
+                        if *span == CALL_SITE && !name.starts_with('$')
+                ),
+                ('\'', false) => false,
+                (_, false) => true,
+                // Glued to the next punct; not to a `'` (the text would
+                // make it "joint hidden", which proc_macro calls alone), and
+                // never into a comment.
+                (_, true) => matches!(
+                    next,
+                    Some(Token::Punct { ch: next, span, .. })
+                        if *span == CALL_SITE
+                            && *next != '\''
+                            && !(*ch == '/' && matches!(next, '/' | '*'))
+                ),
             };
-            joins.then_some(1)
+            plain.then_some(1)
         }
     }
 }
 
 /// Whether every tree of `tokens[start..end]` can be written as text.
-fn plain_sequence(tokens: &[Token], start: usize, end: usize) -> bool {
+fn plain_sequence(tokens: &[Token], start: usize, end: usize, depth: usize) -> bool {
     let mut position = start;
     while position < end {
-        match plain_tree(tokens, position, end) {
+        match run_len(tokens, position, end, depth) {
             Some(len) => position += len,
             None => return false,
         }
@@ -151,7 +179,7 @@ mod tests {
     }
 
     fn text(tokens: &[Token]) -> Option<String> {
-        plain_sequence(tokens, 0, tokens.len()).then(|| {
+        plain_sequence(tokens, 0, tokens.len(), 0).then(|| {
             let mut out = String::new();
             write(&mut out, tokens, 0, tokens.len());
             out
@@ -193,6 +221,24 @@ mod tests {
         assert_eq!(text(&[punct('/', true), punct('/', false)]), None);
         assert_eq!(text(&[punct('+', true)]), None);
         assert_eq!(text(&[punct('+', true), ident("x", 0)]), None);
+        // `'` only as a lifetime, and nothing glued to it.
+        assert_eq!(text(&[punct('\'', false), ident("a", 0)]), None);
+        assert_eq!(text(&[punct('\'', true), punct('=', false)]), None);
+        assert_eq!(
+            text(&[punct('&', true), punct('\'', true), ident("a", 0)]),
+            None
+        );
+        assert_eq!(text(&[ident("$crate", 0)]), None);
+        let c_string = Token::Literal {
+            text: "c\"x\"".into(),
+            span: 0,
+        };
+        assert_eq!(text(&[c_string]), None);
+        // A long chain of joint puncts is one run, checked without
+        // recursion.
+        let mut chain = vec![punct('+', true); 100_000];
+        chain.push(punct('=', false));
+        assert_eq!(plain_len(&chain, 0, chain.len()), Some(chain.len()));
         let invisible = Token::Group {
             delimiter: Delimiter::None,
             span: 0,

@@ -565,6 +565,8 @@ impl Pieces {
     fn text(&mut self, tokens: &[protocol::Token], start: usize, end: usize) {
         if self.text.is_empty() {
             self.text_range = start..start;
+            // Never `#!` first: rustc's lexer would take it for a shebang.
+            self.text.push(' ');
         } else if !self.glued {
             self.text.push(' ');
         }

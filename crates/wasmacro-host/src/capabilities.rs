@@ -51,28 +51,39 @@ pub(crate) struct Capabilities {
 }
 
 /// What `path` holds now, as the input named `name`: a file with the digest
-/// of its contents, or a missing path; nothing for a directory or a file
-/// that cannot be read.
+/// of its contents (`unreadable` if it cannot be read), a directory with the
+/// digest of its listing, or a missing path. Whatever a macro looked at
+/// leaves one, so the expansion cache can tell it changed.
 fn file_input(path: &str, name: String) -> Option<Input> {
     match std::fs::metadata(path) {
-        Ok(metadata) if metadata.is_file() => {
-            let bytes = std::fs::read(path).ok()?;
-            Some(Input::File {
-                path: name,
-                digest: blake3::hash(&bytes).to_hex().to_string(),
-            })
-        }
-        Ok(_) => None,
+        Ok(metadata) if metadata.is_dir() => Some(Input::Directory {
+            path: name,
+            digest: directory_digest(path).unwrap_or_else(|| "unreadable".into()),
+        }),
+        Ok(_) => Some(Input::File {
+            path: name,
+            digest: std::fs::read(path)
+                .map(|bytes| blake3::hash(&bytes).to_hex().to_string())
+                .unwrap_or_else(|_| "unreadable".into()),
+        }),
         Err(_) => Some(Input::Missing { path: name }),
     }
 }
 
-/// The digest of a directory's listing: its entry names, sorted.
+/// The digest of a directory's listing: its entry names, sorted, each
+/// directory's with a `/`.
 fn directory_digest(path: &str) -> Option<String> {
     let entries = std::fs::read_dir(path).ok()?;
     let mut names: Vec<String> = entries
         .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                name + "/"
+            } else {
+                name
+            }
+        })
         .collect();
     names.sort();
     Some(
@@ -97,9 +108,9 @@ pub(crate) fn still_holds(input: &Input, grants: &Grants) -> bool {
         Input::File { path, .. } | Input::Missing { path } => located(path)
             .and_then(|real| file_input(&real, path.clone()))
             .is_some_and(|now| now == *input),
-        Input::Directory { path, digest } => located(path)
-            .and_then(|real| directory_digest(&real))
-            .is_some_and(|now| now == *digest),
+        Input::Directory { path, .. } => located(path)
+            .and_then(|real| file_input(&real, path.clone()))
+            .is_some_and(|now| now == *input),
         Input::Env { name, value } => {
             let now = grants
                 .env
@@ -553,6 +564,15 @@ fn check_path<T: HasCapabilities>(
 
 fn refuse_path<T: HasCapabilities>(state: &mut T, path: &str, access: Access) -> wasmtime::Error {
     tracing::debug!(path, ?access, "refused");
+    // That the path exists decided a refused read (a missing one is "not
+    // found"): an input, so a cached refusal is not taken once it is gone.
+    // A write is refused whatever is there.
+    if access != Access::Write {
+        let name = state.capabilities().name(path);
+        if let Some(input) = file_input(path, name) {
+            state.capabilities().inputs.insert(input);
+        }
+    }
     let attempt = state.capabilities().denied(path, access);
     state.refuse(attempt)
 }

@@ -112,6 +112,12 @@ impl ExpansionKey {
         for pattern in &grants.env_patterns {
             e.str(pattern);
         }
+        // Which granted variables are set: a guest that lists its
+        // environment sees one appear, which no recorded value would show.
+        e.u32(u32::try_from(grants.env.len()).unwrap_or(u32::MAX));
+        for (name, _) in &grants.env {
+            e.str(name);
+        }
         e.byte_string(history.0.as_bytes());
         e.byte_string(request);
         ExpansionKey(blake3::hash(&e.into_bytes()))

@@ -298,3 +298,52 @@ fn the_cache_can_be_turned_off() {
         assert!(expansions > 0 && hits == 0, "{krate}: {expansions} {hits}");
     }
 }
+
+#[test]
+fn a_refused_read_is_not_taken_from_the_cache_once_the_file_is_gone() {
+    // `read_file_in_manifest_dir!` reads `$CARGO_MANIFEST_DIR/Cargo.toml`,
+    // which nothing grants: refused while the file exists, "not found" once
+    // it is gone. That it existed is what the refusal depended on.
+    let dir = workdir("refused");
+    let cache = tempfile::tempdir().unwrap();
+    let manifest_dir = dir.join("crate");
+    std::fs::create_dir_all(&manifest_dir).unwrap();
+    let manifest = manifest_dir.join("Cargo.toml");
+    std::fs::write(&manifest, "[package]\nname = \"x\"\n").unwrap();
+    std::fs::write(
+        dir.join("refused.rs"),
+        "hostile_macros::read_file_in_manifest_dir!();\nfn main() {}\n",
+    )
+    .unwrap();
+    let summary = dir.join("refused.summary.json");
+    let compile = || {
+        let compiled = compile_in(
+            &dir,
+            Mode::Wasm,
+            "refused",
+            &[("hostile_macros", "hostile/hostile-macros")],
+            &[
+                ("WASMACRO_CACHE_DIR", &cache.path().display().to_string()),
+                ("WASMACRO_SUMMARY", "1"),
+                ("WASMACRO_SUMMARY_JSON", &summary.display().to_string()),
+                ("CARGO_MANIFEST_DIR", &manifest_dir.display().to_string()),
+            ],
+        );
+        assert!(!compiled.status.success());
+        let rows = hits(&summary);
+        (compiled.stderr, rows[0].2)
+    };
+    let (first, hits_first) = compile();
+    assert!(first.contains("which no grant covers"), "{first}");
+    assert_eq!(hits_first, 0);
+    let (again, hits_again) = compile();
+    assert_eq!(hits_again, 1, "{again}");
+    assert_same("the cached refusal", &first, &again);
+    std::fs::remove_file(&manifest).unwrap();
+    let (gone, hits_gone) = compile();
+    assert_eq!(
+        hits_gone, 0,
+        "a refusal of a file that is gone was taken: {gone}"
+    );
+    assert!(gone.contains("does not exist"), "{gone}");
+}
