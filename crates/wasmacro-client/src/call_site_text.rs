@@ -113,14 +113,13 @@ fn plain_sequence(tokens: &[Token], start: usize, end: usize, depth: usize) -> b
     true
 }
 
-/// Appends `tokens[start..end]` (plain, as [`plain_len`] found) as text;
-/// returns whether it ends with a joint punct (the next text is glued on).
-pub(crate) fn write(out: &mut String, tokens: &[Token], start: usize, end: usize) -> bool {
+/// Appends `tokens[start..end]` (plain, as [`plain_len`] found) as text.
+pub(crate) fn write(out: &mut String, tokens: &[Token], start: usize, end: usize) {
     let mut position = start;
     let mut glued = true;
     while position < end {
         let Some(token) = tokens.get(position) else {
-            return false;
+            return;
         };
         if !glued {
             out.push(' ');
@@ -155,7 +154,6 @@ pub(crate) fn write(out: &mut String, tokens: &[Token], start: usize, end: usize
             }
         }
     }
-    glued && position > start
 }
 
 #[cfg(test)]

@@ -557,20 +557,17 @@ struct Pieces {
     text: String,
     /// Where the text's tokens are, for the way back if rustc refuses it.
     text_range: std::ops::Range<usize>,
-    /// Whether the text ends with a joint punct.
-    glued: bool,
 }
 
 impl Pieces {
     fn text(&mut self, tokens: &[protocol::Token], start: usize, end: usize) {
         if self.text.is_empty() {
             self.text_range = start..start;
-            // Never `#!` first: rustc's lexer would take it for a shebang.
-            self.text.push(' ');
-        } else if !self.glued {
-            self.text.push(' ');
         }
-        self.glued = call_site_text::write(&mut self.text, tokens, start, end);
+        // Between runs (a run never ends with a joint punct), and first:
+        // never `#!` first, which rustc's lexer would take for a shebang.
+        self.text.push(' ');
+        call_site_text::write(&mut self.text, tokens, start, end);
         self.text_range.end = end;
     }
 
@@ -589,7 +586,6 @@ impl Pieces {
         }
         let lexed = catch_unwind(AssertUnwindSafe(|| self.text.parse::<TokenStream>()));
         self.text.clear();
-        self.glued = false;
         match lexed {
             Ok(Ok(stream)) => self.streams.push(stream),
             // Not what it should be: tree by tree, which names the culprit.

@@ -235,11 +235,8 @@ impl Capabilities {
     }
 
     fn record_directory(&mut self, path: &str) {
-        if let Some(digest) = directory_digest(path) {
-            self.inputs.insert(Input::Directory {
-                path: self.name(path),
-                digest,
-            });
+        if let Some(input) = file_input(path, self.name(path)) {
+            self.inputs.insert(input);
         }
     }
 

@@ -238,17 +238,15 @@ impl<'r> Session<'r> {
             };
             bytes = message.encode();
         }
+        let entry = Entry {
+            evidence,
+            failed,
+            expanded: bytes,
+        };
         match (self.cache, &key) {
             (Some(cache), Some(key)) if run.deterministic => {
-                cache.put(
-                    key,
-                    &Entry {
-                        evidence: evidence.clone(),
-                        failed,
-                        expanded: bytes.clone(),
-                    },
-                );
-                self.history = history.after(key, &evidence);
+                cache.put(key, &entry);
+                self.history = history.after(key, &entry.evidence);
             }
             // What the guest's state is now is not a function of its
             // inputs: nothing later in this session can be keyed.
@@ -258,12 +256,12 @@ impl<'r> Session<'r> {
         self.record(
             request,
             request_digest,
-            &bytes,
-            evidence.inputs,
+            &entry.expanded,
+            entry.evidence.inputs,
             failed,
             started,
         );
-        bytes
+        entry.expanded
     }
 
     /// Answers from the cache.
