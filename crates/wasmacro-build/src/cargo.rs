@@ -170,6 +170,13 @@ pub(crate) fn build(
             "--remap-path-prefix={}=/wasmacro/{name}-{version}",
             work.join(crate::workdir::PACKAGE_DIR).display(),
         ),
+        // cargo names a workspace member's sources relative to the work
+        // directory, and debug info keeps them so (beside the remapped
+        // working directory): name the package the same way there.
+        format!(
+            "--remap-path-prefix={}=/wasmacro/{name}-{version}",
+            crate::workdir::PACKAGE_DIR
+        ),
     ];
     if let Some(home) = cargo_home {
         flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));

@@ -95,6 +95,10 @@ pub struct BuildOptions {
     /// proc-macro crate of one `cargo wasmacro` run sees the same workspace,
     /// and asking cargo costs ~0.3 s each time.
     pub metadata_cache: Option<PathBuf>,
+    /// Whether the component keeps DWARF line tables, so a backtrace of a
+    /// trap gives file and line (off by default: without it, a component
+    /// keeps only function names).
+    pub debug_info: bool,
 }
 
 impl BuildOptions {
@@ -115,6 +119,7 @@ impl BuildOptions {
             lockfile: None,
             workspace: None,
             metadata_cache: None,
+            debug_info: false,
         }
     }
 }

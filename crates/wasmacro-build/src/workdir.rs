@@ -38,7 +38,7 @@ const LOCAL_DIR: &str = "local";
 /// (2: the edition section, the syn 1 patch; 3: LTO; 4: normalised
 /// manifests, local packages), so earlier builds recorded in the cache are
 /// not reused.
-const BUILD_FORMAT: &str = "wasmacro-build 4";
+const BUILD_FORMAT: &str = "wasmacro-build 6";
 
 /// Everything a component build compiles, but the lockfile it starts from
 /// and the syn 1 patch (both follow from the options and these files).
@@ -56,6 +56,8 @@ pub(crate) struct Plan {
     /// The features the macro is built with, sorted.
     features: Vec<String>,
     default_features: bool,
+    /// Whether the component keeps line tables ([`BuildOptions::debug_info`]).
+    debug_info: bool,
 }
 
 /// Plans the work directory for `located`.
@@ -149,6 +151,7 @@ pub(crate) fn plan(located: &Located, options: &BuildOptions) -> Result<Plan, Bu
         patches,
         features: features.into_iter().cloned().collect(),
         default_features: !options.no_default_features,
+        debug_info: options.debug_info,
     })
 }
 
@@ -222,6 +225,13 @@ impl Plan {
         let fixed = [
             BUILD_FORMAT.as_bytes().to_vec(),
             format!("{:?} {}", self.features, self.default_features).into_bytes(),
+            // Said only when on, as one more part: the key of a build without
+            // debug info does not depend on the option existing.
+            if self.debug_info {
+                b"debug-info".to_vec()
+            } else {
+                Vec::new()
+            },
             options.lockfile.clone().unwrap_or_default().into_bytes(),
             format!("{:?}", self.patches).into_bytes(),
         ];
@@ -263,6 +273,7 @@ impl Plan {
             &self.name,
             &self.features,
             self.default_features,
+            self.debug_info,
             patches,
             &[
                 PACKAGE_DIR,

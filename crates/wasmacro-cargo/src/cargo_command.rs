@@ -73,6 +73,12 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         .env_remove(summary::JSON_ENV);
     // rustdoc loads the shims too, and is not run through the wrapper.
     crate::transport::Transport::from_env()?.apply(&mut command);
+    // sccache or another wrapper the user configured keeps running, after us.
+    let cwd = std::env::current_dir().context("locating the current directory")?;
+    match crate::next_wrapper::configured(&cwd) {
+        Some(wrapper) => command.env(crate::next_wrapper::ENV, wrapper),
+        None => command.env_remove(crate::next_wrapper::ENV),
+    };
     match inheritable_stderr() {
         Some(fd) => command.env(STATUS_FD_ENV, fd.to_string()),
         None => command.env_remove(STATUS_FD_ENV),

@@ -13,6 +13,7 @@ pub mod cargo_command;
 mod dep_info;
 pub mod grants;
 pub mod macro_unit;
+pub mod next_wrapper;
 pub mod policy;
 pub mod policy_command;
 pub mod rustc_wrapper;

@@ -41,9 +41,25 @@ pub struct UnitRecord {
     pub placement: Placement,
     /// The component's hash, when wasm.
     pub component: Option<String>,
+    /// Whether its grants let it read files or variables a build cache does
+    /// not see (beyond cargo's `CARGO_*` and `OUT_DIR`): a compilation using
+    /// it does not go through the next wrapper (`next_wrapper`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reads: bool,
 }
 
 impl UnitRecord {
+    /// The record beside a proc-macro artifact (`deps/libNAME-HASH.so` →
+    /// `deps/NAME-HASH.wasmacro`), if it was built under wasmacro.
+    pub fn beside(artifact: &Path) -> Option<UnitRecord> {
+        let stem = artifact.file_stem()?.to_str()?;
+        let stem = stem
+            .strip_prefix(std::env::consts::DLL_PREFIX)
+            .unwrap_or(stem);
+        let path = artifact.with_file_name(format!("{stem}.{}", UnitRecord::EXTENSION));
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    }
+
     /// The record file's extension.
     pub const EXTENSION: &'static str = "wasmacro";
 }
@@ -151,7 +167,10 @@ fn compile_unit(command: &[OsString], unit: &MacroUnit, workspace: &Path) -> Res
         crate::stateless::declared_by_author(&manifest),
         &policy,
     );
-    let component = match component_for(command, unit, workspace, &cache, &grants, stateless) {
+    let debug_info = policy.debug_info_for(&unit.package);
+    let component = match component_for(
+        command, unit, workspace, &cache, &grants, stateless, debug_info,
+    ) {
         Ok(component) => component,
         Err(reason) => {
             if std::env::var_os(STRICT_ENV).is_some() || policy.strict {
@@ -185,7 +204,12 @@ fn compile_unit(command: &[OsString], unit: &MacroUnit, workspace: &Path) -> Res
         .with_context(|| format!("reading the shim {}", component.shim.display()))?;
     wasmacro_host::write_atomically(&dylib, &[&bytes])
         .with_context(|| format!("writing {}", dylib.display()))?;
-    finish(unit, placement, Some(component.hash))?;
+    let reads = !grants.read.is_empty()
+        || grants
+            .env
+            .iter()
+            .any(|name| !grants::EVERY_MACRO_ENV.contains(&name.as_str()));
+    finish(unit, placement, Some(component.hash), reads)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -203,6 +227,7 @@ fn component_for(
     cache: &CacheDir,
     grants: &wasmacro_shim::ShimGrants,
     stateless: bool,
+    debug_info: bool,
 ) -> Result<UnitComponent, String> {
     let rustc = real_rustc(command);
     let runtime = Runtime::new(cache.clone(), RuntimeConfig::default())
@@ -214,6 +239,7 @@ fn component_for(
     // cargo's `--cfg feature=…` flags are the complete resolved set.
     options.features = unit.features.clone();
     options.no_default_features = true;
+    options.debug_info = debug_info;
     options.rustc = rustc.clone();
     // The project's `[patch]`, `[replace]` and path dependencies decide what
     // the macro builds with.
@@ -320,7 +346,7 @@ fn compile_native(
 ) -> Result<ExitCode> {
     let status = run(command, unit)?;
     if status.success() {
-        finish(unit, placement, None)?;
+        finish(unit, placement, None, false)?;
     }
     Ok(exit_code(status))
 }
@@ -328,7 +354,12 @@ fn compile_native(
 /// Records the unit and makes cargo track the policy and limits: the `env-dep` line is
 /// how rustc tells cargo about `env!`, so cargo rebuilds the unit when
 /// [`Policy::ENV`] changes.
-fn finish(unit: &MacroUnit, placement: Placement, component: Option<String>) -> Result<()> {
+fn finish(
+    unit: &MacroUnit,
+    placement: Placement,
+    component: Option<String>,
+    reads: bool,
+) -> Result<()> {
     let dep_info = unit.out_dir.join(format!("{}.d", unit.stem()));
     let policy = std::env::var(Policy::ENV).unwrap_or_default();
     let mut text = std::fs::read_to_string(&dep_info)
@@ -350,6 +381,7 @@ fn finish(unit: &MacroUnit, placement: Placement, component: Option<String>) -> 
         crate_name: unit.crate_name.clone(),
         placement,
         component,
+        reads,
     };
     let json = serde_json::to_string(&record)? + "\n";
     let path = unit

@@ -10,6 +10,7 @@
 //! strict = true               # a macro that cannot run as wasm is an error
 //! stateless = ["my-derive"]   # a fresh instance per expansion; see `stateless`
 //! expansion-cache = false     # run every expansion (the cache is on by default)
+//! debug-info = ["my-derive"]  # or true: components keep file:line for backtraces
 //!
 //! [workspace.metadata.wasmacro.grants]   # what macros may read; see `grants`
 //! askama_macros = { read = ["$CARGO_MANIFEST_DIR/templates"] }
@@ -71,6 +72,11 @@ pub struct Policy {
     /// `WASMACRO_EXPANSION_CACHE`.
     #[serde(skip)]
     pub expansion_cache: Option<bool>,
+    /// Whose components keep DWARF line tables (`debug-info = true` for
+    /// every macro, or a list): a backtrace (`RUST_BACKTRACE=1`) then gives
+    /// file and line. Off by default; a component without it is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug_info: Option<RunSet>,
 }
 
 /// A policy that cannot be read.
@@ -193,6 +199,21 @@ impl Policy {
                         error("`expansion-cache` must be true or false".to_string())
                     })?);
                 }
+                "debug-info" => {
+                    policy.debug_info = match (value.as_bool(), value.as_array()) {
+                        (Some(true), _) => Some(RunSet::All),
+                        (Some(false), _) => None,
+                        (_, Some(list)) => Some(RunSet::Listed(
+                            names(list).map_err(|r| error(format!("`debug-info`: {r}")))?,
+                        )),
+                        _ => {
+                            return Err(error(
+                                "`debug-info` must be true, false or a list of package names"
+                                    .to_string(),
+                            ));
+                        }
+                    }
+                }
                 "sandbox" => {
                     return Err(error(
                         "`sandbox` is no longer needed: every macro runs in the sandbox unless \
@@ -269,8 +290,8 @@ impl Policy {
                 other => {
                     return Err(error(format!(
                         "unknown key `{other}` in [metadata.wasmacro] (expected `run`, `deny`, \
-                         `strict`, `stateless`, `stateful`, `expansion-cache`, `grants` or \
-                         `limits`)"
+                         `strict`, `stateless`, `stateful`, `expansion-cache`, `debug-info`, \
+                         `grants` or `limits`)"
                     )));
                 }
             }
@@ -289,6 +310,15 @@ impl Policy {
             origin: Self::ENV.to_string(),
             reason: e.to_string(),
         })
+    }
+
+    /// Whether `package`'s component keeps debug info.
+    pub fn debug_info_for(&self, package: &str) -> bool {
+        match &self.debug_info {
+            None | Some(RunSet::OptedIn) => false,
+            Some(RunSet::All) => true,
+            Some(RunSet::Listed(names)) => names.contains(package),
+        }
     }
 
     /// What the project says about `package`'s grants.

@@ -77,7 +77,14 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
     };
     let inputs = tempfile::tempdir().context("creating a directory for macro inputs")?;
     let inputs_file = inputs.path().join("inputs");
-    let mut command = Command::new(&rustc);
+    let mut command = match crate::next_wrapper::from_env() {
+        Some(wrapper) if !loads_macro_that_reads(&out) => {
+            let mut command = Command::new(wrapper);
+            command.arg(&rustc);
+            command
+        }
+        _ => Command::new(&rustc),
+    };
     command
         .args(&out)
         .env(wasmacro_protocol::INPUTS_ENV, &inputs_file)
@@ -99,6 +106,26 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         print_summary(rest, dir.path());
     }
     Ok(exit_code(status))
+}
+
+/// Whether rustc's `--extern`s load a wasm macro whose grants let it read
+/// what a build cache keyed on sources cannot see
+/// ([`UnitRecord::reads`](crate::macro_unit::UnitRecord)).
+fn loads_macro_that_reads(args: &[OsString]) -> bool {
+    let mut externs = args
+        .iter()
+        .zip(args.iter().skip(1))
+        .filter_map(|(flag, value)| {
+            if flag == "--extern" {
+                return value.to_str();
+            }
+            flag.to_str()?.strip_prefix("--extern=")
+        });
+    externs.any(|value| {
+        value.split_once('=').is_some_and(|(_, path)| {
+            crate::macro_unit::UnitRecord::beside(Path::new(path)).is_some_and(|r| r.reads)
+        })
+    })
 }
 
 fn print_version(rustc: &OsStr) -> Result<ExitCode> {

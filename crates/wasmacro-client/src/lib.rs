@@ -292,6 +292,7 @@ fn finish(
         result,
         output,
         inputs,
+        backtrace,
     } = message
     else {
         return Err(Failure::Error(format!(
@@ -302,10 +303,26 @@ fn finish(
         eprint!("{output}");
     }
     grants::record(grants, &inputs);
+    // Where the guest trapped, when asked for as a program's backtrace is:
+    // otherwise the error reads exactly as the native macro's.
+    let backtrace = (!backtrace.is_empty() && backtrace_wanted()).then_some(backtrace);
+    let with_backtrace = |text: String| match &backtrace {
+        Some(backtrace) => format!("{text}\n{}", backtrace.trim_end()),
+        None => text,
+    };
     result.map_err(|failure| match failure {
-        ExpandFailure::Panicked(message) => Failure::Panicked(message),
-        ExpandFailure::Error(text) => Failure::Error(text),
+        ExpandFailure::Panicked(message) => Failure::Panicked(match (message, &backtrace) {
+            (Some(message), _) => Some(with_backtrace(message)),
+            (None, Some(backtrace)) => Some(backtrace.trim_end().to_string()),
+            (None, None) => None,
+        }),
+        ExpandFailure::Error(text) => Failure::Error(with_backtrace(text)),
     })
+}
+
+/// Whether `RUST_BACKTRACE` asks for backtraces (set, and not `0`).
+fn backtrace_wanted() -> bool {
+    std::env::var_os("RUST_BACKTRACE").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// A running `wasmacro serve` for one component.

@@ -180,6 +180,12 @@ impl Runtime {
         // output must not.
         wasm_config.cranelift_nan_canonicalization(true);
         wasm_config.relaxed_simd_deterministic(true);
+        // Said here, not left to `WASMTIME_BACKTRACE_DETAILS`: the engine's
+        // settings are part of every cache key. A component without debug
+        // info costs nothing; one built with it keeps its line tables.
+        wasm_config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
+        wasm_config
+            .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(crate::backtrace::MAX_FRAMES));
         if config.backend == Backend::Pulley {
             // Precompiled code is cached under the engine's compatibility
             // hash, which covers the target: the two backends never mix.
@@ -423,6 +429,7 @@ impl LoadedComponent {
             poisoned: false,
             fuel_used: 0,
             next_generation: Generation::FIRST,
+            backtrace: String::new(),
         })
     }
 }
@@ -437,6 +444,8 @@ pub struct MacroInstance {
     poisoned: bool,
     fuel_used: u64,
     next_generation: Generation,
+    /// Where the latest expansion trapped, or empty.
+    backtrace: String,
 }
 
 impl MacroInstance {
@@ -457,6 +466,12 @@ impl MacroInstance {
     /// order: handles as the shim numbers them (without the generation).
     pub fn take_queries(&mut self) -> Vec<(SpanQuery, SpanAnswer)> {
         std::mem::take(&mut self.store.data_mut().queries)
+    }
+
+    /// Where the latest expansion trapped (a panic included), innermost
+    /// frame first; empty if it did not.
+    pub fn take_backtrace(&mut self) -> String {
+        std::mem::take(&mut self.backtrace)
     }
 
     /// Whether the latest expansion's outcome followed from its inputs alone:
@@ -511,6 +526,7 @@ impl MacroInstance {
             call_site: generation.tag(request.call_site),
             mixed_site: generation.tag(request.mixed_site),
         };
+        self.backtrace.clear();
         let state = self.store.data_mut();
         state.oracle = Some(oracle);
         state.generation = generation;
@@ -552,6 +568,7 @@ impl MacroInstance {
             Ok(Err(wit::ExpansionError::InvalidInput(why))) => Err(ExpandError::InvalidInput(why)),
             Err(error) => {
                 self.poisoned = true;
+                self.backtrace = crate::backtrace::describe(&error);
                 if let Some(message) = state.panic.take() {
                     Err(ExpandError::Panicked(message))
                 } else if let Some(host_error) = state.host_error.take() {

@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+mod backtrace;
 mod cache;
 mod capabilities;
 pub mod edition;

@@ -216,6 +216,7 @@ impl<'r> Session<'r> {
             result: run.result,
             output: run.output,
             inputs: evidence.inputs.clone(),
+            backtrace: run.backtrace,
         }
         .encode();
         // The limit is on the tokens: what the guest printed is bounded by its
@@ -235,6 +236,7 @@ impl<'r> Session<'r> {
                 result: Err(ExpandFailure::Error(text)),
                 output: String::new(),
                 inputs: Vec::new(),
+                backtrace: String::new(),
             };
             bytes = message.encode();
         }
@@ -357,6 +359,7 @@ impl<'r> Session<'r> {
                     output: String::new(),
                     inputs: Vec::new(),
                     queries: Vec::new(),
+                    backtrace: String::new(),
                     // Loading and instantiating fail for reasons of this
                     // machine (a missing cache entry, a full disk).
                     deterministic: false,
@@ -369,6 +372,7 @@ impl<'r> Session<'r> {
             output,
             inputs: live.inputs(),
             queries: live.take_queries(),
+            backtrace: live.take_backtrace(),
             deterministic: live.was_deterministic(),
         };
         self.instance = Some(live);
@@ -382,6 +386,7 @@ struct Run {
     output: String,
     inputs: Vec<Input>,
     queries: Vec<(SpanQuery, SpanAnswer)>,
+    backtrace: String,
     deterministic: bool,
 }
 

@@ -529,6 +529,7 @@ impl ServerMessage {
                 result,
                 output,
                 inputs,
+                backtrace,
             } => {
                 e.u8(3);
                 match result {
@@ -547,6 +548,7 @@ impl ServerMessage {
                 }
                 e.str(output);
                 e.inputs(inputs);
+                e.str(backtrace);
             }
         }
         e.into_bytes()
@@ -595,6 +597,7 @@ impl ServerMessage {
                     result,
                     output: d.string()?,
                     inputs: d.inputs()?,
+                    backtrace: d.string()?,
                 }
             }
             tag => {
@@ -739,11 +742,13 @@ mod tests {
                         value: None,
                     },
                 ],
+                backtrace: String::new(),
             },
             ServerMessage::Expanded {
                 result: Err(ExpandFailure::Panicked(None)),
                 output: String::new(),
                 inputs: vec![],
+                backtrace: "   0: m::expand\n".into(),
             },
         ];
         for message in server {

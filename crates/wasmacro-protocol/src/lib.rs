@@ -31,7 +31,7 @@ pub use grants::{ROOTS, env_matches, normalize};
 
 /// Bumped whenever a message changes shape. A shim and a server only talk if
 /// their versions are equal.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The WIT package every component is built against (`wit/wasmacro.wit`).
 pub const CONTRACT_PACKAGE: &str = "wasmacro:proc-macro";
@@ -327,5 +327,9 @@ pub enum ServerMessage {
         /// What the expansion read, sorted, each once: the shim reports it
         /// so rustc's dep-info makes cargo rebuild when it changes.
         inputs: Vec<Input>,
+        /// Where the guest was when it trapped (a panic included), innermost
+        /// frame first, or empty. The shim shows it only when asked
+        /// (`RUST_BACKTRACE`), so an error reads the same as a native one.
+        backtrace: String,
     },
 }

@@ -190,6 +190,7 @@ pub unsafe extern "C" fn wasmacro_runtime_expand(
                 ))),
                 output: String::new(),
                 inputs: Vec::new(),
+                backtrace: String::new(),
             },
         ),
     }

@@ -70,6 +70,10 @@ enum Command {
         /// Do not enable the package's default features.
         #[arg(long)]
         no_default_features: bool,
+        /// Keep DWARF line tables in the component, so that a backtrace of a
+        /// panic (`RUST_BACKTRACE=1`) gives file and line.
+        #[arg(long)]
+        debug_info: bool,
         /// Where to write `<name>.wasm` and `<name>.macros.json`.
         #[arg(long, default_value = ".")]
         out_dir: PathBuf,
@@ -180,8 +184,16 @@ pub fn main() -> ExitCode {
             krate,
             features,
             no_default_features,
+            debug_info,
             out_dir,
-        } => build(path, krate, features, no_default_features, out_dir).map(|()| ExitCode::SUCCESS),
+        } => {
+            let flags = BuildFlags {
+                features,
+                no_default_features,
+                debug_info,
+            };
+            build(path, krate, flags, out_dir).map(|()| ExitCode::SUCCESS)
+        }
         Command::Inspect { component } => inspect(component).map(|()| ExitCode::SUCCESS),
         Command::Expand {
             component,
@@ -233,11 +245,17 @@ fn limits_from_env() -> Result<Limits> {
     Ok(Limits::parse(&policy.limits)?)
 }
 
+/// How `wasmacro build` builds a component.
+struct BuildFlags {
+    features: Vec<String>,
+    no_default_features: bool,
+    debug_info: bool,
+}
+
 fn build(
     path: Option<PathBuf>,
     krate: Option<String>,
-    features: Vec<String>,
-    no_default_features: bool,
+    flags: BuildFlags,
     out_dir: PathBuf,
 ) -> Result<()> {
     let source = match krate {
@@ -255,11 +273,13 @@ fn build(
     let cache = CacheDir::from_env();
     cache.ensure_writable()?;
     let mut options = BuildOptions::new(source, cache);
-    options.features = features
+    options.features = flags
+        .features
         .into_iter()
         .flat_map(|f| f.split_whitespace().map(String::from).collect::<Vec<_>>())
         .collect();
-    options.no_default_features = no_default_features;
+    options.no_default_features = flags.no_default_features;
+    options.debug_info = flags.debug_info;
     let runtime = runtime()?;
     eprintln!(
         "   Compiling component ({})",

@@ -44,6 +44,48 @@ fn compile_error_and_panics_surface_as_native() {
     assert_same("compiler stderr", &native.stderr, &wasm.stderr);
 }
 
+/// With `RUST_BACKTRACE=1` a panicking macro's error shows where in the
+/// guest it panicked: function names always (the component keeps its name
+/// section), file and line when the component was built with debug info.
+/// Without it the error is the native one (the test above).
+#[test]
+fn a_panic_shows_the_wasm_backtrace_when_asked() {
+    let backtrace = [("RUST_BACKTRACE", "1")];
+    let named = support::compile_with_env(Mode::Wasm, "api_errors", API, &backtrace);
+    assert!(!named.status.success());
+    assert!(
+        named.stderr.contains("= help: message: point_at! needs at least two tokens")
+            && named.stderr.contains("wasm backtrace of the macro:")
+            && named.stderr.contains("api_macros::point_at"),
+        "{}",
+        named.stderr
+    );
+    // Trimmed as a native backtrace is: the panic machinery is not shown.
+    assert!(!named.stderr.contains("core::panicking"), "{}", named.stderr);
+    assert!(!named.stderr.contains("src/lib.rs:"), "{}", named.stderr);
+
+    let debug_info = [("api_macros", "api-macros#debug-info")];
+    let located = support::compile_with_env(Mode::Wasm, "api_errors", &debug_info, &backtrace);
+    let line = std::fs::read_to_string(support::fixtures().join("api-macros/src/lib.rs"))
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("panic!(\"point_at! needs"))
+        .unwrap()
+        + 1;
+    assert!(
+        located
+            .stderr
+            .contains(&format!("at /wasmacro/api-macros-0.1.0/src/lib.rs:{line}:")),
+        "{}",
+        located.stderr
+    );
+    // The debug-info component is another component, with its own hash.
+    assert_ne!(
+        std::fs::read(support::component("api-macros")).unwrap(),
+        std::fs::read(support::component("api-macros#debug-info")).unwrap()
+    );
+}
+
 #[test]
 fn macro_state_lives_for_the_compilation_unless_isolated() {
     let native = compile(Mode::Native, "state", API);

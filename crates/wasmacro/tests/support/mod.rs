@@ -94,7 +94,9 @@ pub fn wasmacro() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wasmacro"));
     command
         .env("WASMACRO_CACHE_DIR", cache_dir())
-        .env_remove("RUSTC_WRAPPER");
+        .env_remove("RUSTC_WRAPPER")
+        // A backtrace is shown only when asked for: not in comparisons.
+        .env_remove("RUST_BACKTRACE");
     command
 }
 
@@ -162,7 +164,8 @@ pub fn cargo_artifacts(output: &Output) -> BTreeMap<String, PathBuf> {
 }
 
 /// Builds a component once per test binary: `spec` is `NAME@VERSION` from the
-/// registry or a fixture directory name.
+/// registry or a fixture directory name, with `#debug-info` for a component
+/// that keeps its line tables.
 pub fn component(spec: &str) -> PathBuf {
     static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
@@ -171,9 +174,13 @@ pub fn component(spec: &str) -> PathBuf {
     }
     let out = scratch()
         .join("components")
-        .join(spec.replace(['@', '/'], "-"));
+        .join(spec.replace(['@', '/', '#'], "-"));
     let mut command = wasmacro();
     command.arg("build").arg("--out-dir").arg(&out);
+    let (spec_key, spec) = (spec, spec.trim_end_matches("#debug-info"));
+    if spec != spec_key {
+        command.arg("--debug-info");
+    }
     let name = match spec.split_once('@') {
         Some((name, _)) => {
             command.args(["--crate", spec]);
@@ -192,7 +199,7 @@ pub fn component(spec: &str) -> PathBuf {
         String::from_utf8_lossy(&output.stderr)
     );
     let path = out.join(format!("{name}.wasm"));
-    built.insert(spec.to_string(), path.clone());
+    built.insert(spec_key.to_string(), path.clone());
     path
 }
 
