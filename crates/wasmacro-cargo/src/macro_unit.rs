@@ -361,13 +361,17 @@ fn finish(
     reads: bool,
 ) -> Result<()> {
     let dep_info = unit.out_dir.join(format!("{}.d", unit.stem()));
-    let policy = std::env::var(Policy::ENV).unwrap_or_default();
     let mut text = std::fs::read_to_string(&dep_info)
         .with_context(|| format!("reading {}", dep_info.display()))?;
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    text.push_str(&format!("# env-dep:{}={policy}\n", Policy::ENV));
+    // Unset (plain cargo under the permanent opt-in) is not empty: cargo
+    // would find `WASMACRO_POLICY=` changed on every run and rebuild.
+    match std::env::var(Policy::ENV) {
+        Ok(policy) => text.push_str(&format!("# env-dep:{}={policy}\n", Policy::ENV)),
+        Err(_) => text.push_str(&format!("# env-dep:{}\n", Policy::ENV)),
+    }
     // The servers' limits (set from the policy, or by whoever runs cargo).
     match std::env::var(Limits::ENV) {
         Ok(limits) => text.push_str(&format!("# env-dep:{}={limits}\n", Limits::ENV)),

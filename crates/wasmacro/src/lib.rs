@@ -427,21 +427,11 @@ fn run_expand(
 }
 
 fn serve() -> Result<()> {
-    let mut config = RuntimeConfig {
-        limits: limits_from_env()?,
-        backend: Backend::from_env()?,
-        ..RuntimeConfig::default()
-    };
-    // Set by whoever runs rustc; shims pass their environment on.
-    if let Some(value) = std::env::var_os("WASMACRO_ISOLATION") {
-        config.isolation = match value.to_str() {
-            Some("per-expansion") => wasmacro_host::Isolation::PerExpansion,
-            Some("per-compilation") => wasmacro_host::Isolation::PerCompilation,
-            _ => bail!(
-                "WASMACRO_ISOLATION must be `per-compilation` (the default) or `per-expansion`, not {value:?}"
-            ),
-        };
-    }
+    // What the in-process runtime reads (isolation, backend, the expansion
+    // cache), with the limits also found through the policy under the
+    // permanent opt-in. Set by whoever runs rustc; shims pass it on.
+    let mut config = RuntimeConfig::from_env().context("configuring the wasm runtime")?;
+    config.limits = limits_from_env()?;
     let runtime =
         Runtime::new(CacheDir::from_env(), config).context("starting the wasm runtime")?;
     let records = wasmacro_host::records::Records::from_env();

@@ -54,14 +54,20 @@ fn a_panic_shows_the_wasm_backtrace_when_asked() {
     let named = support::compile_with_env(Mode::Wasm, "api_errors", API, &backtrace);
     assert!(!named.status.success());
     assert!(
-        named.stderr.contains("= help: message: point_at! needs at least two tokens")
+        named
+            .stderr
+            .contains("= help: message: point_at! needs at least two tokens")
             && named.stderr.contains("wasm backtrace of the macro:")
             && named.stderr.contains("api_macros::point_at"),
         "{}",
         named.stderr
     );
     // Trimmed as a native backtrace is: the panic machinery is not shown.
-    assert!(!named.stderr.contains("core::panicking"), "{}", named.stderr);
+    assert!(
+        !named.stderr.contains("core::panicking"),
+        "{}",
+        named.stderr
+    );
     assert!(!named.stderr.contains("src/lib.rs:"), "{}", named.stderr);
 
     let debug_info = [("api_macros", "api-macros#debug-info")];
