@@ -57,11 +57,13 @@ fn frames_of(frame: &wasmtime::FrameInfo) -> Vec<Frame> {
                 Some(name) if i + 1 < symbols.len() => demangled(name),
                 _ => own_name.clone(),
             },
-            location: symbol.file().map(|file| match (symbol.line(), symbol.column()) {
-                (Some(line), Some(column)) if column > 0 => format!("{file}:{line}:{column}"),
-                (Some(line), _) => format!("{file}:{line}"),
-                _ => file.to_string(),
-            }),
+            location: symbol
+                .file()
+                .map(|file| match (symbol.line(), symbol.column()) {
+                    (Some(line), Some(column)) if column > 0 => format!("{file}:{line}:{column}"),
+                    (Some(line), _) => format!("{file}:{line}"),
+                    _ => file.to_string(),
+                }),
         })
         .collect()
 }
