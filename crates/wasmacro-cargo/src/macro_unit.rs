@@ -260,7 +260,10 @@ fn component_for(
         }
     };
     let built = wasmacro_build::build_component_with_progress(&options, &runtime, &progress)
-        .map_err(|e| one_line_reason(&e, &unit.manifest_dir))?;
+        .map_err(|e| {
+            let package = format!("{}-{}", unit.package, unit.version);
+            one_line_reason(&e, &package, &unit.manifest_dir)
+        })?;
     // A component that imports the filesystem or sockets still runs here:
     // the sandbox gives it what its grants name, and refuses the rest with
     // an error naming the path.
@@ -283,7 +286,12 @@ fn component_for(
 /// What went wrong, for the fallback warning: rustc's first error in full
 /// (cargo's summary of it says nothing a user can act on) and where the
 /// component build's whole log is.
-fn one_line_reason(error: &wasmacro_build::BuildError, package_dir: &Path) -> String {
+/// `package` is `NAME-VERSION`, `package_dir` where its sources are.
+fn one_line_reason(
+    error: &wasmacro_build::BuildError,
+    package: &str,
+    package_dir: &Path,
+) -> String {
     let wasmacro_build::BuildError::Cargo { stderr, log, .. } = error else {
         // The summary line, and rustc's first error when one follows it
         // (a guest build that failed says why only below its first line).
@@ -315,9 +323,10 @@ fn one_line_reason(error: &wasmacro_build::BuildError, package_dir: &Path) -> St
             .map_or("", |l| l.trim())
             .to_string(),
     };
-    // The build compiles a copy (`pkg/` in its work directory): name the
-    // file the user can open.
-    let cause = match cause.strip_prefix("pkg/") {
+    // The build compiles a copy, whose paths it remaps to
+    // `/wasmacro/NAME-VERSION/`: name the file the user can open.
+    let copy = format!("/wasmacro/{}/", package);
+    let cause = match cause.strip_prefix(copy.as_str()) {
         Some(rest) => format!("{}/{rest}", package_dir.display()),
         None => cause,
     };

@@ -405,6 +405,26 @@ mod tests {
     }
 
     #[test]
+    fn debug_info_names_every_macro_or_some() {
+        let read = |value: &str| {
+            Policy::from_manifest(
+                &format!("[workspace.metadata.wasmacro]\ndebug-info = {value}\n"),
+                "Cargo.toml",
+            )
+        };
+        let all = read("true").unwrap();
+        assert!(all.debug_info_for("serde_derive"));
+        let some = read("[\"my-derive\"]").unwrap();
+        assert!(some.debug_info_for("my-derive") && !some.debug_info_for("serde_derive"));
+        assert!(!read("false").unwrap().debug_info_for("my-derive"));
+        assert!(!Policy::default().debug_info_for("my-derive"));
+        // Carried to the wrapper, so cargo rebuilds the macro units it names.
+        assert_eq!(Policy::from_env(&some.to_env()).unwrap(), some);
+        assert_ne!(some.to_env(), Policy::default().to_env());
+        assert!(read("\"yes\"").is_err());
+    }
+
+    #[test]
     fn reads_workspace_then_package_tables() {
         let policy = Policy::from_manifest(
             "[workspace.metadata.wasmacro]\nrun = [\"serde_derive\"]\ndeny = [\"b\"]\n",

@@ -92,6 +92,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
     if let Some(dir) = &stats_dir {
         command.env(STATS_ENV, dir.path());
     }
+    apply_policy_runtime_settings(&mut command)?;
     crate::transport::Transport::from_env()?.apply(&mut command);
     let status = command
         .status()
@@ -106,6 +107,31 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         print_summary(rest, dir.path());
     }
     Ok(exit_code(status))
+}
+
+/// Under plain cargo with the permanent opt-in, nobody has read the policy
+/// for the runtime: the limits and the expansion-cache switch it sets are
+/// passed here, as `cargo wasmacro` passes them (what the user set in the
+/// environment still wins). The server reads the limits itself; the runtime
+/// in rustc's process has only its environment.
+fn apply_policy_runtime_settings(command: &mut Command) -> Result<()> {
+    use crate::policy::Policy;
+    if std::env::var_os(Policy::ENV).is_some() {
+        return Ok(()); // `cargo wasmacro` passed them already.
+    }
+    let Some(workspace) = std::env::var_os(crate::macro_unit::WORKSPACE_ENV) else {
+        return Ok(());
+    };
+    let policy = Policy::of_workspace(Path::new(&workspace))?;
+    if !policy.limits.is_empty() && std::env::var_os(wasmacro_host::Limits::ENV).is_none() {
+        command.env(wasmacro_host::Limits::ENV, &policy.limits);
+    }
+    if policy.expansion_cache == Some(false)
+        && std::env::var_os(wasmacro_host::expansion_cache::ENV).is_none()
+    {
+        command.env(wasmacro_host::expansion_cache::ENV, "off");
+    }
+    Ok(())
 }
 
 /// Whether rustc's `--extern`s load a wasm macro whose grants let it read

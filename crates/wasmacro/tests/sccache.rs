@@ -7,7 +7,8 @@
 //! arguments, its sources' content, the content of the libraries it links
 //! (the shims among them), its `CARGO_*` variables and the working
 //! directory: the project's own crate never hits across paths (its working
-//! directory differs), registry crates can.
+//! directory differs), registry crates can. A third checkout builds with
+//! plain cargo under the permanent opt-in, whose `[env]` names sccache.
 //!
 //! Skipped, saying so, only when sccache is not installed (the README's test
 //! command installs it from crates.io).
@@ -88,36 +89,55 @@ fn a_second_checkout_gets_sccache_hits_through_cargo_wasmacro() {
         return;
     };
     let checkouts = generated().join("sccache");
-    let build = |name: &str| -> PathBuf {
+    // `cargo wasmacro build` with sccache as the configured wrapper, or, with
+    // `permanent`, plain `cargo build` under the permanent opt-in, which
+    // names sccache in its `[env]`.
+    let build = |name: &str, permanent: bool| -> PathBuf {
         let dir = checkouts.join(name);
         // Cold: every crate is compiled or taken from sccache.
         let _ = std::fs::remove_dir_all(dir.join("target"));
         project_copy_at("sccache-project", &dir);
+        let config = dir.join(".cargo/config.toml");
+        let _ = std::fs::remove_file(&config);
         let mut env = sccache.env();
-        // The wrapper cargo wasmacro finds configured and runs after itself;
         // sccache caches no incremental compilation.
-        env.push(("RUSTC_WRAPPER", PathBuf::from("sccache")));
         env.push(("CARGO_INCREMENTAL", PathBuf::from("0")));
-        let output = cargo_in_with(
-            &dir,
-            Cargo::Wasmacro,
-            &["build", "--offline", "--locked", "--strict"],
-            &env,
-        );
+        let args = ["build", "--offline", "--locked"];
+        let output = if permanent {
+            let wasmacro = serde_json::to_string(env!("CARGO_BIN_EXE_wasmacro")).unwrap();
+            std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+            std::fs::write(
+                &config,
+                format!(
+                    "[build]\nrustc-wrapper = {wasmacro}\n[env]\n\
+                     WASMACRO_WORKSPACE = {{ value = \".\", relative = true }}\n\
+                     WASMACRO_SERVER = {wasmacro}\nWASMACRO_RUSTC_WRAPPER = \"sccache\"\n"
+                ),
+            )
+            .unwrap();
+            env.push(("WASMACRO_CACHE_DIR", support::cache_dir()));
+            cargo_in_with(&dir, Cargo::Plain, &args, &env)
+        } else {
+            // The wrapper cargo wasmacro finds configured and keeps.
+            env.push(("RUSTC_WRAPPER", PathBuf::from("sccache")));
+            let strict = [&args[..], &["--strict"]].concat();
+            let output = cargo_in_with(&dir, Cargo::Wasmacro, &strict, &env);
+            support::assert_runs_as_wasm(
+                &dir,
+                &[
+                    "serde_derive",
+                    "thiserror-impl",
+                    "displaydoc",
+                    "yoke-derive",
+                ],
+            );
+            output
+        };
         assert!(output.status.success(), "{}", text(&output.stderr));
-        support::assert_runs_as_wasm(
-            &dir,
-            &[
-                "serde_derive",
-                "thiserror-impl",
-                "displaydoc",
-                "yoke-derive",
-            ],
-        );
         dir
     };
 
-    let first = build("a");
+    let first = build("a", false);
     let (hits, misses) = sccache.take_stats();
     // Every cacheable compilation went through sccache: the wrapper was
     // kept, not replaced.
@@ -125,7 +145,7 @@ fn a_second_checkout_gets_sccache_hits_through_cargo_wasmacro() {
         hits == 0 && misses >= 30,
         "the first checkout: {hits} hits, {misses} misses"
     );
-    let second = build("elsewhere/b");
+    let second = build("elsewhere/b", false);
     let (hits, second_misses) = sccache.take_stats();
     eprintln!(
         "sccache, second checkout: {hits} hits, {second_misses} misses of {misses} compilations"
@@ -137,6 +157,15 @@ fn a_second_checkout_gets_sccache_hits_through_cargo_wasmacro() {
     assert!(
         hits + second_misses == misses && second_misses <= 4,
         "the second checkout: {hits} hits, {second_misses} misses"
+    );
+    // The permanent opt-in chains to the wrapper its `[env]` names, and
+    // shares the entries (the same shims, arguments and `CARGO_*`).
+    let third = build("c", true);
+    let (hits, third_misses) = sccache.take_stats();
+    eprintln!("sccache, permanent opt-in: {hits} hits, {third_misses} misses");
+    assert!(
+        hits + third_misses == misses && third_misses <= 4,
+        "the permanent opt-in's checkout: {hits} hits, {third_misses} misses"
     );
 
     // The same program: identical but for the debug info and build id,
@@ -156,14 +185,17 @@ fn a_second_checkout_gets_sccache_hits_through_cargo_wasmacro() {
         (text(&run.stdout), std::fs::read(stripped).unwrap())
     };
     let (first_output, first_bytes) = program(&first);
-    let (second_output, second_bytes) = program(&second);
-    assert_eq!(first_output, second_output);
     assert!(
         first_output.contains("https://example.org/a"),
         "{first_output}"
     );
-    assert!(
-        first_bytes == second_bytes,
-        "the two checkouts built different programs"
-    );
+    for other in [&second, &third] {
+        let (output, bytes) = program(other);
+        assert_eq!(first_output, output);
+        assert!(
+            first_bytes == bytes,
+            "{} built another program",
+            other.display()
+        );
+    }
 }
