@@ -36,7 +36,8 @@ const LOCAL_DIR: &str = "local";
 
 /// Changes whenever this crate builds different bytes from the same inputs
 /// (2: the edition section, the syn 1 patch; 3: LTO; 4: normalised
-/// manifests, local packages), so earlier builds recorded in the cache are
+/// manifests, local packages; 6: the name section kept, the package's
+/// relative paths remapped), so earlier builds recorded in the cache are
 /// not reused.
 const BUILD_FORMAT: &str = "wasmacro-build 6";
 

@@ -19,7 +19,6 @@ use std::ffi::OsString;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use wasmacro_host::Limits;
 
 /// Options of `cargo wasmacro` itself; everything else goes to cargo.
 const USAGE: &str = "\
@@ -83,15 +82,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         Some(fd) => command.env(STATUS_FD_ENV, fd.to_string()),
         None => command.env_remove(STATUS_FD_ENV),
     };
-    if !policy.limits.is_empty() {
-        command.env(Limits::ENV, &policy.limits);
-    }
-    if policy.expansion_cache == Some(false) {
-        // The user's own `WASMACRO_EXPANSION_CACHE` still wins.
-        if std::env::var_os(wasmacro_host::expansion_cache::ENV).is_none() {
-            command.env(wasmacro_host::expansion_cache::ENV, "off");
-        }
-    }
+    policy.apply_runtime_env(&mut command);
     if strict {
         command.env(STRICT_ENV, "1");
     } else {

@@ -218,6 +218,16 @@ pub fn built_in(package: &str) -> Option<GrantDecl> {
         })
 }
 
+/// Whether `grants` let a macro read files or variables beyond cargo's own
+/// (what a build cache keyed on sources and `CARGO_*` cannot see).
+pub fn reads_beyond_cargo(grants: &ShimGrants) -> bool {
+    !grants.read.is_empty()
+        || grants
+            .env
+            .iter()
+            .any(|name| !EVERY_MACRO_ENV.contains(&name.as_str()))
+}
+
 /// What `package` may read: the variables every macro sees, its author's
 /// declaration (or, without one, its built-in grants), and the project's
 /// additions, unless the project says `defaults = false`.

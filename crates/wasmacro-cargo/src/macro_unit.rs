@@ -41,25 +41,9 @@ pub struct UnitRecord {
     pub placement: Placement,
     /// The component's hash, when wasm.
     pub component: Option<String>,
-    /// Whether its grants let it read files or variables a build cache does
-    /// not see (beyond cargo's `CARGO_*` and `OUT_DIR`): a compilation using
-    /// it does not go through the next wrapper (`next_wrapper`).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub reads: bool,
 }
 
 impl UnitRecord {
-    /// The record beside a proc-macro artifact (`deps/libNAME-HASH.so` →
-    /// `deps/NAME-HASH.wasmacro`), if it was built under wasmacro.
-    pub fn beside(artifact: &Path) -> Option<UnitRecord> {
-        let stem = artifact.file_stem()?.to_str()?;
-        let stem = stem
-            .strip_prefix(std::env::consts::DLL_PREFIX)
-            .unwrap_or(stem);
-        let path = artifact.with_file_name(format!("{stem}.{}", UnitRecord::EXTENSION));
-        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
-    }
-
     /// The record file's extension.
     pub const EXTENSION: &'static str = "wasmacro";
 }
@@ -204,12 +188,9 @@ fn compile_unit(command: &[OsString], unit: &MacroUnit, workspace: &Path) -> Res
         .with_context(|| format!("reading the shim {}", component.shim.display()))?;
     wasmacro_host::write_atomically(&dylib, &[&bytes])
         .with_context(|| format!("writing {}", dylib.display()))?;
-    let reads = !grants.read.is_empty()
-        || grants
-            .env
-            .iter()
-            .any(|name| !grants::EVERY_MACRO_ENV.contains(&name.as_str()));
-    finish(unit, placement, Some(component.hash), reads)?;
+    crate::next_wrapper::mark(&dylib, grants::reads_beyond_cargo(&grants))
+        .with_context(|| format!("marking {}", dylib.display()))?;
+    finish(unit, placement, Some(component.hash))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -355,7 +336,7 @@ fn compile_native(
 ) -> Result<ExitCode> {
     let status = run(command, unit)?;
     if status.success() {
-        finish(unit, placement, None, false)?;
+        finish(unit, placement, None)?;
     }
     Ok(exit_code(status))
 }
@@ -363,12 +344,7 @@ fn compile_native(
 /// Records the unit and makes cargo track the policy and limits: the `env-dep` line is
 /// how rustc tells cargo about `env!`, so cargo rebuilds the unit when
 /// [`Policy::ENV`] changes.
-fn finish(
-    unit: &MacroUnit,
-    placement: Placement,
-    component: Option<String>,
-    reads: bool,
-) -> Result<()> {
+fn finish(unit: &MacroUnit, placement: Placement, component: Option<String>) -> Result<()> {
     let dep_info = unit.out_dir.join(format!("{}.d", unit.stem()));
     let mut text = std::fs::read_to_string(&dep_info)
         .with_context(|| format!("reading {}", dep_info.display()))?;
@@ -394,7 +370,6 @@ fn finish(
         crate_name: unit.crate_name.clone(),
         placement,
         component,
-        reads,
     };
     let json = serde_json::to_string(&record)? + "\n";
     let path = unit

@@ -312,6 +312,31 @@ impl Policy {
         })
     }
 
+    /// What the policy sets for the runtime, as `(variable, value)`: the
+    /// limits and the expansion-cache switch. Whoever starts a rustc (or the
+    /// server) passes those the environment does not set itself: the user's
+    /// environment wins, as cargo's does over its configuration.
+    pub fn runtime_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = Vec::new();
+        if !self.limits.is_empty() {
+            env.push((Limits::ENV, self.limits.clone()));
+        }
+        if self.expansion_cache == Some(false) {
+            env.push((wasmacro_host::expansion_cache::ENV, "off".to_string()));
+        }
+        env
+    }
+
+    /// [`Policy::runtime_env`] applied to `command`, but for what the
+    /// environment already sets.
+    pub fn apply_runtime_env(&self, command: &mut std::process::Command) {
+        for (name, value) in self.runtime_env() {
+            if std::env::var_os(name).is_none() {
+                command.env(name, value);
+            }
+        }
+    }
+
     /// Whether `package`'s component keeps debug info.
     pub fn debug_info_for(&self, package: &str) -> bool {
         match &self.debug_info {

@@ -77,14 +77,11 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
     };
     let inputs = tempfile::tempdir().context("creating a directory for macro inputs")?;
     let inputs_file = inputs.path().join("inputs");
-    let mut command = match crate::next_wrapper::from_env() {
-        Some(wrapper) if !loads_macro_that_reads(&out) => {
-            let mut command = Command::new(wrapper);
-            command.arg(&rustc);
-            command
-        }
-        _ => Command::new(&rustc),
-    };
+    // Whether a build cache may keep this compilation, and what it writes.
+    let untracked = crate::next_wrapper::must_bypass(&out);
+    crate::next_wrapper::mark_output(&out, untracked)
+        .context("marking a library built with a macro that reads files")?;
+    let mut command = crate::next_wrapper::command(&rustc, &out);
     command
         .args(&out)
         .env(wasmacro_protocol::INPUTS_ENV, &inputs_file)
@@ -93,6 +90,15 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         command.env(STATS_ENV, dir.path());
     }
     apply_policy_runtime_settings(&mut command)?;
+    // The limits decide whether an expansion fails, and a build cache keys
+    // the `CARGO_*` variables (sccache does): name them there.
+    let limits = command
+        .get_envs()
+        .find(|(name, _)| *name == wasmacro_host::Limits::ENV)
+        .and_then(|(_, value)| value.map(OsStr::to_os_string))
+        .or_else(|| std::env::var_os(wasmacro_host::Limits::ENV))
+        .unwrap_or_default();
+    command.env("CARGO_WASMACRO_LIMITS", limits);
     crate::transport::Transport::from_env()?.apply(&mut command);
     let status = command
         .status()
@@ -110,48 +116,17 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
 }
 
 /// Under plain cargo with the permanent opt-in, nobody has read the policy
-/// for the runtime: the limits and the expansion-cache switch it sets are
-/// passed here, as `cargo wasmacro` passes them (what the user set in the
-/// environment still wins). The server reads the limits itself; the runtime
-/// in rustc's process has only its environment.
+/// for the runtime: its settings are passed here, as `cargo wasmacro` passes
+/// them. The runtime in rustc's process has only its environment.
 fn apply_policy_runtime_settings(command: &mut Command) -> Result<()> {
     use crate::policy::Policy;
     if std::env::var_os(Policy::ENV).is_some() {
         return Ok(()); // `cargo wasmacro` passed them already.
     }
-    let Some(workspace) = std::env::var_os(crate::macro_unit::WORKSPACE_ENV) else {
-        return Ok(());
-    };
-    let policy = Policy::of_workspace(Path::new(&workspace))?;
-    if !policy.limits.is_empty() && std::env::var_os(wasmacro_host::Limits::ENV).is_none() {
-        command.env(wasmacro_host::Limits::ENV, &policy.limits);
-    }
-    if policy.expansion_cache == Some(false)
-        && std::env::var_os(wasmacro_host::expansion_cache::ENV).is_none()
-    {
-        command.env(wasmacro_host::expansion_cache::ENV, "off");
+    if let Some(workspace) = std::env::var_os(crate::macro_unit::WORKSPACE_ENV) {
+        Policy::of_workspace(Path::new(&workspace))?.apply_runtime_env(command);
     }
     Ok(())
-}
-
-/// Whether rustc's `--extern`s load a wasm macro whose grants let it read
-/// what a build cache keyed on sources cannot see
-/// ([`UnitRecord::reads`](crate::macro_unit::UnitRecord)).
-fn loads_macro_that_reads(args: &[OsString]) -> bool {
-    let mut externs = args
-        .iter()
-        .zip(args.iter().skip(1))
-        .filter_map(|(flag, value)| {
-            if flag == "--extern" {
-                return value.to_str();
-            }
-            flag.to_str()?.strip_prefix("--extern=")
-        });
-    externs.any(|value| {
-        value.split_once('=').is_some_and(|(_, path)| {
-            crate::macro_unit::UnitRecord::beside(Path::new(path)).is_some_and(|r| r.reads)
-        })
-    })
 }
 
 fn print_version(rustc: &OsStr) -> Result<ExitCode> {
@@ -277,6 +252,8 @@ fn rewrite_extern(
     };
     let shim = wasmacro_shim::ensure_shim(rustc, &cache.section(Section::Shims), &spec)
         .with_context(|| format!("making the native shim for {path}"))?;
+    crate::next_wrapper::mark(&shim, crate::grants::reads_beyond_cargo(&grants))
+        .with_context(|| format!("marking the shim {}", shim.display()))?;
     if let Some(dir) = shim.parent() {
         wasmacro_host::maintenance::mark_used(dir);
     }

@@ -80,10 +80,12 @@ fn is_panic_machinery(function: &str) -> bool {
         "__rustc::",
         "rust_begin_unwind",
         "rust_panic",
-        "abort",
         "<function ",
     ];
-    PREFIXES.iter().any(|p| function.starts_with(p))
+    // wasi-libc's `abort`, by its exact name: a macro's own `abort_…`
+    // (proc-macro-error's `abort_call_site`) is the macro's.
+    function == "abort"
+        || PREFIXES.iter().any(|p| function.starts_with(p))
         || function.contains("__rust_end_short_backtrace")
         || function.contains("__rust_abort")
 }
@@ -110,20 +112,13 @@ fn is_glue(frame: &Frame) -> bool {
 }
 
 fn render(frames: &[Frame], truncated: bool) -> String {
-    // Innermost first: skip the panic machinery (the last run of it from the
-    // top), stop at the glue. If that leaves nothing, show everything.
+    // Innermost first: skip the run of panic machinery the trap happened in
+    // (machinery further out, a `catch_unwind` of the macro's own, is
+    // shown), stop at the glue. If that leaves nothing, show everything.
     let start = frames
         .iter()
-        .rposition(|f| is_panic_machinery(&f.function))
-        .map_or(0, |i| i + 1);
-    let start = if frames[start..]
-        .iter()
-        .all(|f| is_panic_machinery(&f.function))
-    {
-        0
-    } else {
-        start
-    };
+        .position(|f| !is_panic_machinery(&f.function))
+        .unwrap_or(0);
     let end = frames[start..]
         .iter()
         .position(is_glue)
@@ -176,6 +171,7 @@ mod tests {
             frame("__rustc::rust_begin_unwind"),
             frame("core::panicking::panic_fmt"),
             frame("my_macro::inner"),
+            frame("std::panicking::catch_unwind"),
             frame("my_macro::expand"),
             frame("wasmacro_guest_glue::expand"),
             frame("wasmacro:proc-macro/macros@0.1.0#expand"),
@@ -183,7 +179,7 @@ mod tests {
         let text = render(&frames, false);
         assert!(
             text.starts_with(
-                "wasm backtrace of the macro:\n   0: my_macro::inner\n   1: my_macro::expand\n"
+                "wasm backtrace of the macro:\n   0: my_macro::inner\n   1: std::panicking::catch_unwind\n   2: my_macro::expand\n"
             ),
             "{text}"
         );

@@ -432,6 +432,15 @@ fn serve() -> Result<()> {
     // permanent opt-in. Set by whoever runs rustc; shims pass it on.
     let mut config = RuntimeConfig::from_env().context("configuring the wasm runtime")?;
     config.limits = limits_from_env()?;
+    // Under the permanent opt-in (rust-analyzer, rustdoc) nobody passed the
+    // policy's expansion-cache switch; the environment still wins.
+    if std::env::var_os(wasmacro_host::expansion_cache::ENV).is_none()
+        && std::env::var_os(policy::Policy::ENV).is_none()
+        && let Some(workspace) = std::env::var_os(macro_unit::WORKSPACE_ENV)
+        && policy::Policy::of_workspace(Path::new(&workspace))?.expansion_cache == Some(false)
+    {
+        config.expansion_cache = false;
+    }
     let runtime =
         Runtime::new(CacheDir::from_env(), config).context("starting the wasm runtime")?;
     let records = wasmacro_host::records::Records::from_env();

@@ -26,13 +26,15 @@ struct Sccache {
 }
 
 impl Sccache {
-    fn start() -> Option<Sccache> {
+    /// A server for the test `name` (tests of one binary run at once).
+    fn start(name: &str) -> Option<Sccache> {
         let version = Command::new("sccache").arg("--version").output().ok()?;
         if !version.status.success() {
             return None;
         }
         // A unix socket path must be short: not under the target directory.
-        let dir = std::env::temp_dir().join(format!("wasmacro-sccache-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("wasmacro-sccache-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let sccache = Sccache { dir };
@@ -81,7 +83,7 @@ impl Drop for Sccache {
 
 #[test]
 fn a_second_checkout_gets_sccache_hits_through_cargo_wasmacro() {
-    let Some(sccache) = Sccache::start() else {
+    let Some(sccache) = Sccache::start("checkouts") else {
         eprintln!(
             "skipped: sccache is not installed (`cargo install sccache --locked \
              --no-default-features`, as the README's test command does)"
@@ -198,4 +200,40 @@ fn a_second_checkout_gets_sccache_hits_through_cargo_wasmacro() {
             other.display()
         );
     }
+}
+
+/// A build cache keys a compilation by its sources and the libraries it
+/// names, not by the files a macro reads: a compilation loading such a macro
+/// runs rustc directly, also when the macro comes through a facade crate
+/// (rustc finds it by search, which sccache does not key). Without that, the
+/// edited greeting below was an sccache hit and the program printed the old
+/// one.
+#[test]
+fn what_a_macro_reads_is_never_taken_from_sccache() {
+    let Some(sccache) = Sccache::start("reads") else {
+        eprintln!("skipped: sccache is not installed");
+        return;
+    };
+    let dir = generated().join("sccache-reads");
+    let _ = std::fs::remove_dir_all(dir.join("target"));
+    project_copy_at("sccache-reads", &dir);
+    let mut env = sccache.env();
+    env.push(("CARGO_INCREMENTAL", PathBuf::from("0")));
+    env.push(("RUSTC_WRAPPER", PathBuf::from("sccache")));
+    let run = |expected: &str| {
+        let output = cargo_in_with(
+            &dir,
+            Cargo::Wasmacro,
+            &["run", "--offline", "--locked", "--strict"],
+            &env,
+        );
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert_eq!(text(&output.stdout), format!("{expected}\n"));
+    };
+    run("hello from the first greeting");
+    std::fs::write(dir.join("greeting.txt"), "hello from the second\n").unwrap();
+    run("hello from the second");
+    // Both compilations here load the macro (the facade directly, the
+    // program through it): neither reached sccache.
+    assert_eq!(sccache.take_stats(), (0, 0));
 }
