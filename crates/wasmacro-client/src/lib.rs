@@ -198,22 +198,43 @@ fn run(
         mixed_site,
     };
 
-    // One server per macro crate and rustc process. A server that could not
+    // One connection per macro crate and what it may read, kept for the
+    // process: in rustc that is one, for the crate being compiled. A host
+    // that expands for many crates (rust-analyzer's proc-macro server sets
+    // each crate's environment before expanding) needs one per crate: the
+    // grants are resolved from that environment (roots, variable values),
+    // and the sandbox is built from them once. A connection that could not
     // start is remembered, so each later expansion reports the same reason
     // instead of trying again.
-    static CONNECTION: Mutex<Option<Result<Connection, String>>> = Mutex::new(None);
-    let mut slot = CONNECTION
+    const MAX_CONNECTIONS: usize = 16;
+    static CONNECTIONS: Mutex<Vec<(protocol::Grants, Result<Connection, String>)>> =
+        Mutex::new(Vec::new());
+    let grants = grants::resolve(invocation.grants);
+    let mut slots = CONNECTIONS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let connection = match slot.get_or_insert_with(|| Connection::start(invocation)) {
+    let index = match slots.iter().position(|(g, _)| *g == grants) {
+        Some(index) => index,
+        None => {
+            if slots.len() >= MAX_CONNECTIONS {
+                // The least recently started; its server ends with its pipe.
+                drop(slots.remove(0));
+            }
+            let connection = Connection::start(invocation, grants.clone());
+            slots.push((grants, connection));
+            slots.len() - 1
+        }
+    };
+    let connection = match &mut slots[index].1 {
         Ok(connection) => connection,
         Err(reason) => return Err(Failure::Error(reason.clone())),
     };
     let outcome = connection.expand(request, &mut table);
     if outcome.is_err() && !connection.alive() {
         // The server died mid-expansion: the next expansion starts a new one.
-        *slot = None;
+        drop(slots.remove(index));
     }
+    drop(slots);
     let tokens = outcome?;
     unflatten(&tokens, &table).map_err(|why| {
         Failure::Error(format!(
@@ -235,8 +256,7 @@ enum Connection {
 }
 
 impl Connection {
-    fn start(invocation: &Invocation<'_>) -> Result<Connection, String> {
-        let grants = grants::resolve(invocation.grants);
+    fn start(invocation: &Invocation<'_>, grants: protocol::Grants) -> Result<Connection, String> {
         let hello = ShimMessage::Hello(protocol::Hello {
             version: PROTOCOL_VERSION,
             component: invocation.component.to_string(),
