@@ -27,11 +27,12 @@ pub fn from_env() -> Option<PathBuf> {
         .filter(|wrapper| !is_wasmacro(wrapper))
 }
 
-/// Runs `rustc` through the next wrapper when there is one and `args` may go
-/// through a build cache ([`must_bypass`]), else directly.
-pub fn command(rustc: &Path, args: &[std::ffi::OsString]) -> std::process::Command {
+/// Runs `rustc` through the next wrapper when there is one and the
+/// compilation may go through a build cache (`bypass`: [`must_bypass`] of
+/// its arguments), else directly.
+pub fn command(rustc: &Path, bypass: bool) -> std::process::Command {
     match from_env() {
-        Some(wrapper) if !must_bypass(args) => {
+        Some(wrapper) if !bypass => {
             let mut command = std::process::Command::new(wrapper);
             command.arg(rustc);
             // A wrapper that is wasmacro under another name must not come

@@ -81,7 +81,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
     let untracked = crate::next_wrapper::must_bypass(&out);
     crate::next_wrapper::mark_output(&out, untracked)
         .context("marking a library built with a macro that reads files")?;
-    let mut command = crate::next_wrapper::command(&rustc, &out);
+    let mut command = crate::next_wrapper::command(&rustc, untracked);
     command
         .args(&out)
         .env(wasmacro_protocol::INPUTS_ENV, &inputs_file)
