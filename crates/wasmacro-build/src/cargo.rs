@@ -128,15 +128,31 @@ fn host_triple(rustc: &Path) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Builds the wrapper crate in `work` for wasm, with the guest `proc_macro`
-/// given to every crate, and returns the component's path. cargo's output
-/// goes to [`BUILD_LOG`]; each crate it starts is reported to `progress`.
+/// What [`build`] makes in a work directory.
+pub(crate) enum Wasm<'a> {
+    /// The proc-macro component: the wrapper crate, with the guest
+    /// `proc_macro` given to every crate and declarations recorded.
+    Component {
+        /// The guest `proc_macro` rlib.
+        guest_rlib: &'a Path,
+        /// Where the register macros record declarations.
+        decls_dir: &'a Path,
+    },
+    /// A build script's command component, with these features.
+    BuildScript {
+        /// The package's features, as cargo gave them to the native script.
+        features: &'a [String],
+    },
+}
+
+/// Builds the work directory `work` for wasm and returns the component's
+/// path. cargo's output goes to [`BUILD_LOG`]; each crate it starts is
+/// reported to `progress`.
 pub(crate) fn build(
     options: &BuildOptions,
     work: &Path,
     package: (&str, &str),
-    guest_rlib: &Path,
-    decls_dir: &Path,
+    what: Wasm<'_>,
     progress: &dyn Fn(BuildEvent),
 ) -> Result<PathBuf, BuildError> {
     let (name, version) = package;
@@ -147,17 +163,22 @@ pub(crate) fn build(
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    let mut flags = vec![
-        "--extern".to_string(),
-        format!("proc_macro={}", guest_rlib.display()),
-        // Crates that depend on proc_macro2 find *its* `proc_macro` by
-        // searching, not by `--extern`: without this they would find the
-        // sysroot's wasm `libproc_macro` and fail with E0460.
-        "-L".to_string(),
-        format!(
-            "dependency={}",
-            guest_rlib.parent().unwrap_or(Path::new(".")).display()
-        ),
+    let mut flags = Vec::new();
+    if let Wasm::Component { guest_rlib, .. } = what {
+        flags.extend([
+            "--extern".to_string(),
+            format!("proc_macro={}", guest_rlib.display()),
+            // Crates that depend on proc_macro2 find *its* `proc_macro` by
+            // searching, not by `--extern`: without this they would find the
+            // sysroot's wasm `libproc_macro` and fail with E0460.
+            "-L".to_string(),
+            format!(
+                "dependency={}",
+                guest_rlib.parent().unwrap_or(Path::new(".")).display()
+            ),
+        ]);
+    }
+    flags.extend([
         "--cap-lints=warn".to_string(),
         format!(
             "--remap-path-prefix={}=/wasmacro",
@@ -177,7 +198,7 @@ pub(crate) fn build(
             "--remap-path-prefix={}=/wasmacro/{name}-{version}",
             crate::workdir::PACKAGE_DIR
         ),
-    ];
+    ]);
     if let Some(home) = cargo_home {
         flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
     }
@@ -196,9 +217,22 @@ pub(crate) fn build(
         .arg("--target-dir")
         .arg(&target_dir);
     scrub_cargo_env(&mut command);
+    match what {
+        Wasm::Component { decls_dir, .. } => {
+            command.env("WASMACRO_DECLS_DIR", decls_dir);
+        }
+        Wasm::BuildScript { features } => {
+            command
+                .args(["--package", name, "--bin"])
+                .arg(crate::manifest::build_script_bin(name, version));
+            command.arg("--no-default-features");
+            if !features.is_empty() {
+                command.arg("--features").arg(features.join(","));
+            }
+        }
+    }
     command
         .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
-        .env("WASMACRO_DECLS_DIR", decls_dir)
         .env("RUSTC", &options.rustc)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
@@ -230,6 +264,11 @@ pub(crate) fn build(
             log: log_path,
         });
     }
-    let artifact = format!("wasmacro_component_{}.wasm", name.replace('-', "_"));
+    let artifact = match what {
+        Wasm::Component { .. } => format!("wasmacro_component_{}.wasm", name.replace('-', "_")),
+        Wasm::BuildScript { .. } => {
+            format!("{}.wasm", crate::manifest::build_script_bin(name, version))
+        }
+    };
     Ok(target_dir.join(WASM_TARGET).join("release").join(artifact))
 }

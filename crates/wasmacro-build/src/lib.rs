@@ -28,6 +28,7 @@
 
 #![warn(missing_docs)]
 
+mod build_script;
 mod cargo;
 mod decls;
 mod embedded;
@@ -39,9 +40,11 @@ pub mod lockfile;
 mod manifest;
 pub mod rewrite;
 mod selection;
+mod spawns;
 mod syn1;
 mod workdir;
 
+pub use build_script::{BuiltBuildScript, build_script_component};
 pub use embedded::embedded_sources_digest;
 
 use std::path::{Path, PathBuf};
@@ -99,6 +102,24 @@ pub struct BuildOptions {
     /// trap gives file and line (off by default: without it, a component
     /// keeps only function names).
     pub debug_info: bool,
+    /// What to build from the package: its proc macros (the default) or its
+    /// build script.
+    pub goal: Goal,
+}
+
+/// What a build makes of a package.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Goal {
+    /// Its proc-macro library, as a proc-macro component.
+    #[default]
+    ProcMacro,
+    /// Its build script, as a `wasi:cli/command` component
+    /// ([`build_script_component`]).
+    BuildScript {
+        /// The crate names of the build-dependencies cargo passed the native
+        /// script (`--extern NAME=…`): exactly those are built with it.
+        externs: std::collections::BTreeSet<String>,
+    },
 }
 
 impl BuildOptions {
@@ -120,6 +141,7 @@ impl BuildOptions {
             workspace: None,
             metadata_cache: None,
             debug_info: false,
+            goal: Goal::ProcMacro,
         }
     }
 }
@@ -290,8 +312,10 @@ pub fn build_component_with_progress(
         options,
         &work,
         (&plan.name, &plan.version),
-        &guest_rlib,
-        &decls_dir,
+        cargo::Wasm::Component {
+            guest_rlib: &guest_rlib,
+            decls_dir: &decls_dir,
+        },
         progress,
     )?;
     let bytes = std::fs::read(&wasm).map_err(io_error(format!("reading {}", wasm.display())))?;

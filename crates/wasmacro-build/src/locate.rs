@@ -158,8 +158,14 @@ pub(crate) fn locate(options: &BuildOptions) -> Result<Located, BuildError> {
         }
     }
     .ok_or_else(|| not_found("cargo did not report the package"))?;
-    if !package.targets.iter().any(|t| t.is_proc_macro()) {
-        return Err(not_found("it is not a proc-macro crate"));
+    match options.goal {
+        crate::Goal::ProcMacro if !package.targets.iter().any(|t| t.is_proc_macro()) => {
+            return Err(not_found("it is not a proc-macro crate"));
+        }
+        crate::Goal::BuildScript { .. } if !package.targets.iter().any(|t| t.is_custom_build()) => {
+            return Err(not_found("it has no build script"));
+        }
+        _ => {}
     }
     let package = package.id.clone();
     let mut located = Located {

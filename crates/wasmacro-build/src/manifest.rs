@@ -22,6 +22,10 @@ pub(crate) enum Role {
     Macro,
     /// A local package it builds with: stays what it is.
     Dependency,
+    /// The package whose build script is built: becomes a binary, its
+    /// build-dependencies its dependencies (those cargo passed the native
+    /// script, as `active` says), without its library.
+    BuildScript,
 }
 
 /// Where a dependency of the package being written points.
@@ -41,6 +45,7 @@ pub(crate) fn normalized(
     role: Role,
     depth: usize,
     dependency_path: impl Fn(&Dependency) -> DependencyPath,
+    active: impl Fn(&Dependency) -> bool,
 ) -> Result<String, BuildError> {
     let root = package
         .manifest_path
@@ -67,15 +72,58 @@ pub(crate) fn normalized(
     for auto in ["autobins", "autoexamples", "autotests", "autobenches"] {
         table.insert(auto, value(false));
     }
-    if let Some(links) = &package.links {
-        table.insert("links", value(links.as_str()));
+    let build_script = package.targets.iter().find(|t| t.is_custom_build());
+    if role == Role::BuildScript {
+        // The script is the binary; nothing runs it at build time.
+        table.insert("build", value(false));
+        table.insert("autolib", value(false));
+        doc.insert("package", Item::Table(table));
+        let build = build_script.ok_or_else(|| invalid(package, "it has no build script"))?;
+        let mut bin = Table::new();
+        bin.insert(
+            "name",
+            value(build_script_bin(
+                &package.name,
+                &package.version.to_string(),
+            )),
+        );
+        bin.insert("path", value(relative(build)?));
+        bin.insert("edition", value(build.edition.as_str()));
+        let mut bins = toml_edit::ArrayOfTables::new();
+        bins.push(bin);
+        doc.insert("bin", Item::ArrayOfTables(bins));
+    } else {
+        if let Some(links) = &package.links {
+            table.insert("links", value(links.as_str()));
+        }
+        match build_script {
+            Some(build) => table.insert("build", value(relative(build)?)),
+            None => table.insert("build", value(false)),
+        };
+        doc.insert("package", Item::Table(table));
+        insert_lib(&mut doc, package, role, relative)?;
     }
-    match package.targets.iter().find(|t| t.is_custom_build()) {
-        Some(build) => table.insert("build", value(relative(build)?)),
-        None => table.insert("build", value(false)),
-    };
-    doc.insert("package", Item::Table(table));
+    dependencies_and_features(&mut doc, package, role, depth, dependency_path, active)?;
+    Ok(doc.to_string())
+}
 
+/// The name of a build script's binary: its package's, since every build
+/// script's work directory shares one target directory, where cargo puts
+/// each binary under its name.
+pub(crate) fn build_script_bin(name: &str, version: &str) -> String {
+    let version: String = version
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("build-script-{name}-{version}")
+}
+
+fn insert_lib(
+    doc: &mut DocumentMut,
+    package: &Package,
+    role: Role,
+    relative: impl Fn(&Target) -> Result<String, BuildError>,
+) -> Result<(), BuildError> {
     let lib = package
         .targets
         .iter()
@@ -88,19 +136,34 @@ pub(crate) fn normalized(
         table.insert("proc-macro", value(true));
     }
     doc.insert("lib", Item::Table(table));
+    Ok(())
+}
 
+fn dependencies_and_features(
+    doc: &mut DocumentMut,
+    package: &Package,
+    role: Role,
+    depth: usize,
+    dependency_path: impl Fn(&Dependency) -> DependencyPath,
+    active: impl Fn(&Dependency) -> bool,
+) -> Result<(), BuildError> {
     let mut omitted = BTreeSet::new();
     let mut sections: Vec<(Vec<String>, Table)> = Vec::new();
     for dependency in &package.dependencies {
-        let section = match dependency.kind {
-            DependencyKind::Normal => "dependencies",
-            DependencyKind::Build => "build-dependencies",
-            _ => continue,
-        };
         let key = dependency
             .rename
             .clone()
             .unwrap_or_else(|| dependency.name.clone());
+        let section = match (role, dependency.kind) {
+            (Role::BuildScript, DependencyKind::Build) if active(dependency) => "dependencies",
+            (Role::BuildScript, DependencyKind::Normal | DependencyKind::Build) => {
+                omitted.insert(key);
+                continue;
+            }
+            (_, DependencyKind::Normal) => "dependencies",
+            (_, DependencyKind::Build) => "build-dependencies",
+            _ => continue,
+        };
         let mut entry = InlineTable::new();
         if dependency.rename.is_some() {
             entry.insert("package", dependency.name.as_str().into());
@@ -133,6 +196,9 @@ pub(crate) fn normalized(
             );
         }
         let path = match &dependency.target {
+            // The native script was given it: whatever the platform said
+            // for the host, the wasm build needs it too.
+            Some(_) if role == Role::BuildScript => vec![section.to_string()],
             Some(platform) => vec![
                 "target".to_string(),
                 platform.to_string(),
@@ -190,7 +256,7 @@ pub(crate) fn normalized(
         }
         item.insert(last, Item::Table(table));
     }
-    Ok(doc.to_string())
+    Ok(())
 }
 
 /// Whether a feature value (`dep:x`, `x`, `x/f`, `x?/f`) names one of `deps`.
@@ -218,17 +284,8 @@ pub(crate) struct Patch {
     pub path: String,
 }
 
-/// The generated wrapper: a cdylib depending on the macro package (as
-/// `macro_crate`, with exactly the given features), the export glue and the
-/// register macros; the work directory's workspace root.
-pub(crate) fn wrapper(
-    name: &str,
-    features: &[String],
-    default_features: bool,
-    debug_info: bool,
-    patches: &[Patch],
-    members_elsewhere: &[&str],
-) -> String {
+/// The `[patch]` tables for `patches` (sorted by registry).
+fn patch_tables(patches: &[Patch]) -> String {
     let mut patch = String::new();
     let mut registries: Vec<Option<&str>> = patches.iter().map(|p| p.registry.as_deref()).collect();
     registries.dedup();
@@ -241,6 +298,21 @@ pub(crate) fn wrapper(
             patch.push_str(&format!("{:?} = {{ path = {:?} }}\n", p.name, p.path));
         }
     }
+    patch
+}
+
+/// The generated wrapper: a cdylib depending on the macro package (as
+/// `macro_crate`, with exactly the given features), the export glue and the
+/// register macros; the work directory's workspace root.
+pub(crate) fn wrapper(
+    name: &str,
+    features: &[String],
+    default_features: bool,
+    debug_info: bool,
+    patches: &[Patch],
+    members_elsewhere: &[&str],
+) -> String {
+    let patch = patch_tables(patches);
     let features: Vec<String> = features.iter().map(|f| format!("{f:?}")).collect();
     let excluded: Vec<String> = members_elsewhere.iter().map(|d| format!("{d:?}")).collect();
     format!(
@@ -272,3 +344,18 @@ pub(crate) fn wrapper(
 pub(crate) const WRAPPER_LIB: &str = "//! Generated by wasmacro: the component's macro table, from the\n\
     //! declarations recorded while `macro_crate` compiled.\n\n\
     wasmacro_register::export_table!();\n";
+
+/// The root of a build script's work directory: a workspace of the
+/// package's copy alone, built for speed of compiling (a build script runs
+/// once), as cargo builds native build scripts: unoptimised, without debug
+/// info. Function names stay: they tell what the script calls.
+pub(crate) fn build_script_workspace(patches: &[Patch], members_elsewhere: &[&str]) -> String {
+    let excluded: Vec<String> = members_elsewhere.iter().map(|d| format!("{d:?}")).collect();
+    format!(
+        "[workspace]\nmembers = [\"pkg\"]\nexclude = [{excluded}]\nresolver = \"2\"\n\n\
+         [profile.release]\nopt-level = 0\ndebug = false\nstrip = \"debuginfo\"\n\
+         incremental = false\npanic = \"abort\"\n{patch}",
+        excluded = excluded.join(", "),
+        patch = patch_tables(patches),
+    )
+}

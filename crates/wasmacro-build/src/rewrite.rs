@@ -33,6 +33,9 @@ pub enum RewriteError {
         "the crate root declares no `#[proc_macro]`, `#[proc_macro_derive]` or `#[proc_macro_attribute]` functions"
     )]
     NoMacros,
+    /// A build script without a top-level `fn main`.
+    #[error("the build script has no top-level `fn main`")]
+    NoMain,
 }
 
 /// Rewrites a proc-macro crate root; returns the new source.
@@ -67,6 +70,63 @@ pub fn rewrite_root(source: &str) -> Result<String, RewriteError> {
         .map_err(|_| RewriteError::Parse("the rename split a character".into()))?;
     source.push_str(REGISTER_IMPORT);
     Ok(source)
+}
+
+/// The name a build script's `fn main` is given: the generated `main` that
+/// calls it first moves to the package directory, as cargo runs a build
+/// script there, and a WASI program starts in `/`.
+pub const BUILD_SCRIPT_MAIN: &str = "__wasmacro_build_script_main";
+
+/// Rewrites a build script's root: its top-level `fn main` (each, when cfgs
+/// choose one) is renamed [`BUILD_SCRIPT_MAIN`] and a `main` calling it is
+/// appended. Only the columns after the name on its own line move.
+pub fn rewrite_build_script(source: &str) -> Result<String, RewriteError> {
+    let tokens: TokenStream = source.parse().map_err(|e: proc_macro2::LexError| {
+        let start = e.span().start();
+        RewriteError::Parse(format!(
+            "{e} (line {}, column {})",
+            start.line,
+            start.column + 1
+        ))
+    })?;
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mains: Vec<std::ops::Range<usize>> = tokens
+        .windows(2)
+        .filter_map(|pair| match pair {
+            [TokenTree::Ident(keyword), TokenTree::Ident(name)]
+                if keyword == "fn" && name == "main" =>
+            {
+                Some(name.span().byte_range())
+            }
+            _ => None,
+        })
+        .collect();
+    if mains.is_empty() {
+        return Err(RewriteError::NoMain);
+    }
+    let mut rewritten = String::with_capacity(source.len() + 512);
+    let mut done = 0;
+    for range in mains {
+        if source.get(range.clone()) != Some("main") {
+            return Err(RewriteError::Parse(format!(
+                "expected `main` at byte {}",
+                range.start
+            )));
+        }
+        rewritten.push_str(&source[done..range.start]);
+        rewritten.push_str(BUILD_SCRIPT_MAIN);
+        done = range.end;
+    }
+    rewritten.push_str(&source[done..]);
+    rewritten.push_str(&format!(
+        "\n/// Added by wasmacro: cargo runs a build script in its package\n\
+         /// directory; a WASI program starts in `/`.\n\
+         fn main() -> ::std::process::ExitCode {{\n    \
+         if let ::std::option::Option::Some(dir) = ::std::env::var_os(\"CARGO_MANIFEST_DIR\") {{\n        \
+         let _ = ::std::env::set_current_dir(dir);\n    }}\n    \
+         ::std::process::Termination::report({BUILD_SCRIPT_MAIN}())\n}}\n"
+    ));
+    Ok(rewritten)
 }
 
 /// What the rewrite changes.
@@ -241,6 +301,39 @@ fn helper() { let proc_macro = "#[proc_macro]"; }
         assert!(matches!(
             rewrite_root("fn main() { \"unterminated }"),
             Err(RewriteError::Parse(_))
+        ));
+    }
+}
+
+#[cfg(test)]
+mod build_script_tests {
+    use super::*;
+
+    #[test]
+    fn a_build_scripts_main_is_renamed_and_wrapped() {
+        let source = "// build\nfn helper() {}\nfn main() {\n    println!(\"cargo::rustc-cfg=x\");\n}\nmod m { fn main() {} }\n";
+        let rewritten = rewrite_build_script(source).unwrap();
+        assert!(rewritten.starts_with(&format!(
+            "// build\nfn helper() {{}}\nfn {BUILD_SCRIPT_MAIN}() {{\n    println!"
+        )));
+        // The nested module's `main` is not the script's.
+        assert!(rewritten.contains("mod m { fn main() {} }"));
+        assert!(rewritten.contains(&format!("Termination::report({BUILD_SCRIPT_MAIN}())")));
+        assert_eq!(rewritten.matches("fn main()").count(), 2);
+    }
+
+    #[test]
+    fn each_cfg_chosen_main_is_renamed() {
+        let source = "#[cfg(unix)]\nfn main() {}\n#[cfg(not(unix))]\nfn main() -> Result<(), String> { Ok(()) }\n";
+        let rewritten = rewrite_build_script(source).unwrap();
+        assert_eq!(rewritten.matches(BUILD_SCRIPT_MAIN).count(), 3);
+    }
+
+    #[test]
+    fn a_script_without_main_is_refused() {
+        assert!(matches!(
+            rewrite_build_script("fn not_main() {}"),
+            Err(RewriteError::NoMain)
         ));
     }
 }

@@ -23,7 +23,7 @@ use crate::key::Key;
 use crate::locate::{Located, is_local};
 use crate::manifest::{self, DependencyPath, Patch, Role};
 use crate::selection::Selection;
-use crate::{BuildError, BuildOptions, embedded, rewrite, syn1};
+use crate::{BuildError, BuildOptions, Goal, embedded, rewrite, syn1};
 use cargo_metadata::{Package, PackageId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,7 +44,9 @@ const BUILD_FORMAT: &str = "wasmacro-build 6";
 /// Everything a component build compiles, but the lockfile it starts from
 /// and the syn 1 patch (both follow from the options and these files).
 pub(crate) struct Plan {
-    /// The proc-macro package's name.
+    /// What is built.
+    pub goal: Goal,
+    /// The package's name.
     pub name: String,
     /// Its version.
     pub version: String,
@@ -82,12 +84,13 @@ pub(crate) fn plan(located: &Located, options: &BuildOptions) -> Result<Plan, Bu
     }
 
     let mut files = Files::new();
+    let mut features_offered: Option<std::collections::BTreeSet<String>> = None;
     for (id, dir) in &dirs {
         let copied = located.get(id);
-        let role = if *id == &package.id {
-            Role::Macro
-        } else {
-            Role::Dependency
+        let role = match (*id == &package.id, &options.goal) {
+            (true, Goal::ProcMacro) => Role::Macro,
+            (true, Goal::BuildScript { .. }) => Role::BuildScript,
+            (false, _) => Role::Dependency,
         };
         let depth = dir.split('/').count();
         let path_of = |dependency: &cargo_metadata::Dependency| {
@@ -109,10 +112,32 @@ pub(crate) fn plan(located: &Located, options: &BuildOptions) -> Result<Plan, Bu
         };
         let selection = Selection::of(copied, &located.metadata)?;
         let mut package_files = package_files(root_of(copied), &selection)?;
-        let manifest = manifest::normalized(copied, role, depth, path_of)?;
+        // A build script gets the build-dependencies cargo passed the native
+        // one (an optional one some feature turned on, a host-only one).
+        let active = |dependency: &cargo_metadata::Dependency| match &options.goal {
+            Goal::ProcMacro => true,
+            Goal::BuildScript { externs } => {
+                let key = dependency.rename.as_deref().unwrap_or(&dependency.name);
+                externs.contains(&key.replace('-', "_"))
+                    || located
+                        .resolved(id, dependency)
+                        .and_then(|p| {
+                            p.targets
+                                .iter()
+                                .find(|t| t.is_lib() || t.is_proc_macro() || t.is_rlib())
+                        })
+                        .is_some_and(|lib| externs.contains(&lib.name.replace('-', "_")))
+            }
+        };
+        let manifest = manifest::normalized(copied, role, depth, path_of, active)?;
+        if role == Role::BuildScript {
+            features_offered = Some(offered_features(&manifest));
+        }
         package_files.insert("Cargo.toml".into(), manifest.into_bytes());
-        if role == Role::Macro {
-            rewrite_root(copied, &mut package_files)?;
+        match role {
+            Role::Macro => rewrite_root(copied, &mut package_files)?,
+            Role::BuildScript => rewrite_build_script(copied, &mut package_files)?,
+            Role::Dependency => {}
         }
         files.extend(
             package_files
@@ -129,25 +154,45 @@ pub(crate) fn plan(located: &Located, options: &BuildOptions) -> Result<Plan, Bu
         .collect();
     patches.sort_by(|a, b| (&a.registry, &a.name).cmp(&(&b.registry, &b.name)));
     patches.dedup();
-    for (relative, text) in embedded::GLUE {
-        files.insert(format!("glue/{relative}"), text.as_bytes().to_vec());
+    if options.goal == Goal::ProcMacro {
+        for (relative, text) in embedded::GLUE {
+            files.insert(format!("glue/{relative}"), text.as_bytes().to_vec());
+        }
+        for (relative, text) in embedded::REGISTER {
+            files.insert(format!("register/{relative}"), text.as_bytes().to_vec());
+        }
     }
-    for (relative, text) in embedded::REGISTER {
-        files.insert(format!("register/{relative}"), text.as_bytes().to_vec());
-    }
-    let lib = package
+    let target = package
         .targets
         .iter()
-        .find(|t| t.is_proc_macro())
+        .find(|t| match options.goal {
+            Goal::ProcMacro => t.is_proc_macro(),
+            Goal::BuildScript { .. } => t.is_custom_build(),
+        })
         .ok_or_else(|| BuildError::Locate {
             what: package.name.to_string(),
-            reason: "it is not a proc-macro crate".into(),
+            reason: match options.goal {
+                Goal::ProcMacro => "it is not a proc-macro crate",
+                Goal::BuildScript { .. } => "it has no build script",
+            }
+            .into(),
         })?;
-    let features: std::collections::BTreeSet<&String> = options.features.iter().collect();
+    // The features cargo compiled the native crate with; a build script's
+    // package offers only those that do not name its library's dependencies.
+    let features: std::collections::BTreeSet<&String> = options
+        .features
+        .iter()
+        .filter(|f| {
+            features_offered
+                .as_ref()
+                .is_none_or(|offered| offered.contains(*f))
+        })
+        .collect();
     Ok(Plan {
+        goal: options.goal.clone(),
         name: package.name.to_string(),
         version: package.version.to_string(),
-        edition: lib.edition.as_str().to_string(),
+        edition: target.edition.as_str().to_string(),
         files,
         patches,
         features: features.into_iter().cloned().collect(),
@@ -193,6 +238,57 @@ fn root_of(package: &Package) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// The features a build script's generated manifest offers: its
+/// `[features]` and its optional dependencies' implicit ones.
+fn offered_features(manifest: &str) -> std::collections::BTreeSet<String> {
+    let Ok(doc) = manifest.parse::<toml_edit::DocumentMut>() else {
+        return Default::default();
+    };
+    let declared = doc
+        .get("features")
+        .and_then(|f| f.as_table_like())
+        .into_iter()
+        .flat_map(|t| t.iter().map(|(name, _)| name.to_string()));
+    let optional = doc
+        .get("dependencies")
+        .and_then(|d| d.as_table_like())
+        .into_iter()
+        .flat_map(|t| {
+            t.iter()
+                .filter(|(_, entry)| entry.get("optional").and_then(|o| o.as_bool()) == Some(true))
+                .map(|(name, _)| name.to_string())
+        });
+    declared.chain(optional).collect()
+}
+
+/// The build script's rewrite ([`rewrite::rewrite_build_script`]) on the
+/// package's copy.
+fn rewrite_build_script(package: &Package, files: &mut Files) -> Result<(), BuildError> {
+    let build = package.targets.iter().find(|t| t.is_custom_build());
+    let root = build
+        .and_then(|t| t.src_path.strip_prefix(root_of(package)).ok())
+        .map(|p| p.as_str().replace('\\', "/"))
+        .ok_or_else(|| BuildError::Locate {
+            what: package.name.to_string(),
+            reason: "its build script is outside the package".into(),
+        })?;
+    let source = files
+        .get(&root)
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .ok_or_else(|| BuildError::Locate {
+            what: package.name.to_string(),
+            reason: format!("cannot read its build script {root}"),
+        })?;
+    let rewritten =
+        rewrite::rewrite_build_script(source).map_err(|source| BuildError::Rewrite {
+            package: package.name.to_string(),
+            path: root.clone(),
+            source,
+        })?;
+    files.insert(root, rewritten.into_bytes());
+    Ok(())
+}
+
 /// The crate-root rewrite, on the macro package's copy.
 fn rewrite_root(package: &Package, files: &mut Files) -> Result<(), BuildError> {
     let lib = package.targets.iter().find(|t| t.is_proc_macro());
@@ -225,6 +321,11 @@ impl Plan {
     pub(crate) fn key(&self, options: &BuildOptions) -> Key {
         let fixed = [
             BUILD_FORMAT.as_bytes().to_vec(),
+            // Said only for a build script: a macro's key is unchanged.
+            match &self.goal {
+                Goal::ProcMacro => Vec::new(),
+                Goal::BuildScript { .. } => b"build script".to_vec(),
+            },
             format!("{:?} {}", self.features, self.default_features).into_bytes(),
             // Said only when on, as one more part: the key of a build without
             // debug info does not depend on the option existing.
@@ -270,6 +371,11 @@ impl Plan {
     }
 
     fn write_wrapper(&self, work: &Path, patches: &[Patch]) -> Result<(), BuildError> {
+        if let Goal::BuildScript { .. } = self.goal {
+            let manifest =
+                manifest::build_script_workspace(patches, &[LOCAL_DIR, syn1::PATCHED_DIR]);
+            return write_if_changed(&work.join("Cargo.toml"), manifest.as_bytes());
+        }
         let manifest = manifest::wrapper(
             &self.name,
             &self.features,
@@ -288,10 +394,19 @@ impl Plan {
         write_if_changed(&work.join("lib.rs"), manifest::WRAPPER_LIB.as_bytes())
     }
 
+    /// The features the build turns on, sorted.
+    pub(crate) fn features(&self) -> &[String] {
+        &self.features
+    }
+
     /// The work directory for `key` in the cache.
     pub(crate) fn work_dir(&self, options: &BuildOptions, key: &Key) -> PathBuf {
+        let kind = match self.goal {
+            Goal::ProcMacro => "",
+            Goal::BuildScript { .. } => "build-script-",
+        };
         options.cache.section(Section::Build).join(format!(
-            "{}-{}-{}",
+            "{kind}{}-{}-{}",
             self.name,
             self.version,
             key.short()

@@ -8,7 +8,7 @@
 //! hashes: `cargo build` and `cargo wasmacro build` share a target directory
 //! without invalidating each other.
 
-use crate::macro_unit::{SESSION_ENV, STRICT_ENV, UnitRecord, WORKSPACE_ENV};
+use crate::macro_unit::{SESSION_ENV, STRICT_ENV, UnitKind, UnitRecord, WORKSPACE_ENV};
 use crate::policy::{Placement, Policy};
 use crate::rustc_wrapper::{STATS_ENV, exit_code, read_stats};
 use crate::status::{self, COLOR_ENV, STATUS_FD_ENV, inheritable_stderr};
@@ -105,8 +105,13 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
                 status::warn_with_color(
                     color,
                     &format!(
-                        "{} v{} runs natively: {why}",
-                        row.record.package, row.record.version
+                        "{}{} v{} runs natively: {why}",
+                        match row.record.kind {
+                            UnitKind::ProcMacro => "",
+                            UnitKind::BuildScript => "the build script of ",
+                        },
+                        row.record.package,
+                        row.record.version
                     ),
                 );
             }
@@ -118,17 +123,19 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
             .iter()
             .filter_map(|row| match &row.record.placement {
                 Placement::Fallback(why) => Some(format!(
-                    "{} v{} ({why})",
-                    row.record.package, row.record.version
+                    "{}{} v{} ({why})",
+                    match row.record.kind {
+                        UnitKind::ProcMacro => "",
+                        UnitKind::BuildScript => "the build script of ",
+                    },
+                    row.record.package,
+                    row.record.version
                 )),
                 _ => None,
             })
             .collect();
         if !fallbacks.is_empty() {
-            bail!(
-                "`--strict`: these proc macros run natively: {}",
-                fallbacks.join(", ")
-            );
+            bail!("`--strict`: these run natively: {}", fallbacks.join(", "));
         }
     }
     Ok(exit_code(status))
@@ -230,29 +237,51 @@ fn summary_rows(
     let read = |path: &Path| -> Option<UnitRecord> {
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
     };
-    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+    type Key = (UnitKind, String, String);
+    let key_of = |record: &UnitRecord| -> Key {
+        (record.kind, record.package.clone(), record.version.clone())
+    };
+    let mut rows: BTreeMap<Key, Row> = BTreeMap::new();
     for entry in std::fs::read_dir(session).into_iter().flatten().flatten() {
         if let Some(record) = read(&entry.path()) {
-            let key = (record.package.clone(), record.version.clone());
-            rows.insert(key, new_row(record, true));
+            rows.insert(key_of(&record), new_row(record, true));
         }
     }
-    let macro_packages: Vec<(String, String)> = metadata
+    let units: Vec<Key> = metadata
         .packages
         .iter()
-        .filter(|p| p.targets.iter().any(|t| t.is_proc_macro()))
-        .map(|p| (p.name.to_string(), p.version.to_string()))
+        .flat_map(|p| {
+            let name = || (p.name.to_string(), p.version.to_string());
+            let proc_macro = p.targets.iter().any(|t| t.is_proc_macro());
+            let script = p.targets.iter().any(|t| t.is_custom_build());
+            [
+                proc_macro.then(|| (UnitKind::ProcMacro, name().0, name().1)),
+                script.then(|| (UnitKind::BuildScript, name().0, name().1)),
+            ]
+        })
+        .flatten()
         .collect();
-    let mut fresh: BTreeMap<(String, String), (std::time::SystemTime, UnitRecord)> =
-        BTreeMap::new();
-    for entry in std::fs::read_dir(deps).into_iter().flatten().flatten() {
+    let mut fresh: BTreeMap<Key, (std::time::SystemTime, UnitRecord)> = BTreeMap::new();
+    // Proc macros' records are in `deps/`, build scripts' in `build/*/`.
+    let build_dirs = deps
+        .parent()
+        .map(|profile| profile.join("build"))
+        .and_then(|build| std::fs::read_dir(build).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path());
+    let records = std::iter::once(deps.to_path_buf())
+        .chain(build_dirs)
+        .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten().flatten());
+    for entry in records {
         let path = entry.path();
         if path.extension().is_none_or(|e| e != UnitRecord::EXTENSION) {
             continue;
         }
         let Some(record) = read(&path) else { continue };
-        let key = (record.package.clone(), record.version.clone());
-        if rows.contains_key(&key) || !macro_packages.contains(&key) {
+        let key = key_of(&record);
+        if rows.contains_key(&key) || !units.contains(&key) {
             continue;
         }
         let modified = entry
@@ -296,6 +325,7 @@ impl Row {
     fn summary(&self) -> SummaryRow {
         SummaryRow {
             krate: format!("{} v{}", self.record.package, self.record.version),
+            kind: self.record.kind.name(),
             runs: self.record.placement.runs_as(),
             why: Some(self.record.placement.why().to_string()),
             fresh: !self.compiled,

@@ -27,10 +27,35 @@ pub const STRICT_ENV: &str = "WASMACRO_STRICT";
 /// A directory where this `cargo wasmacro` run collects unit records.
 pub const SESSION_ENV: &str = "WASMACRO_SESSION";
 
-/// What became of one proc-macro unit; kept next to its artifact so later runs
-/// that find the unit fresh can still report it.
+/// What a unit builds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnitKind {
+    /// A proc-macro crate.
+    #[default]
+    ProcMacro,
+    /// A build script.
+    BuildScript,
+}
+
+impl UnitKind {
+    /// As the summary names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnitKind::ProcMacro => "proc-macro",
+            UnitKind::BuildScript => "build-script",
+        }
+    }
+}
+
+/// What became of one proc-macro or build-script unit; kept next to its
+/// artifact so later runs that find the unit fresh can still report it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UnitRecord {
+    /// What the unit builds (records written before build scripts existed
+    /// are proc macros).
+    #[serde(default)]
+    pub kind: UnitKind,
     /// The package name.
     pub package: String,
     /// The package version.
@@ -213,27 +238,15 @@ fn component_for(
     let rustc = real_rustc(command);
     let runtime = Runtime::new(cache.clone(), RuntimeConfig::default())
         .map_err(|e| format!("the wasm runtime did not start: {e}"))?;
-    let mut options = BuildOptions::new(
-        PackageSource::Path(unit.manifest_dir.clone()),
-        cache.clone(),
+    let mut options = project_build_options(
+        &unit.manifest_dir,
+        (&unit.package, &unit.version),
+        &unit.features,
+        workspace,
+        cache,
+        &rustc,
     );
-    // cargo's `--cfg feature=…` flags are the complete resolved set.
-    options.features = unit.features.clone();
-    options.no_default_features = true;
     options.debug_info = debug_info;
-    options.rustc = rustc.clone();
-    // The project's `[patch]`, `[replace]` and path dependencies decide what
-    // the macro builds with.
-    options.workspace = Some(workspace.join("Cargo.toml"));
-    options.metadata_cache =
-        std::env::var_os(SESSION_ENV).map(|dir| Path::new(&dir).join("cargo-metadata.json"));
-    let lock = workspace.join("Cargo.lock");
-    if let Ok(text) = std::fs::read_to_string(&lock) {
-        match wasmacro_build::lockfile::dependency_closure(&text, &unit.package, &unit.version) {
-            Ok(closure) => options.lockfile = Some(closure),
-            Err(e) => tracing::warn!("{}: {e}; resolving its dependencies afresh", lock.display()),
-        }
-    }
     let for_unit = format!("wasm, for {}", unit.package);
     let progress = |event: BuildEvent| {
         if let BuildEvent::Compiling(crate_) = event {
@@ -264,11 +277,44 @@ fn component_for(
     })
 }
 
+/// The options of a component build for a package of the project at
+/// `workspace`: built from its directory with exactly cargo's features, the
+/// project's `[patch]`es and path dependencies, and the versions of its
+/// `Cargo.lock`.
+pub(crate) fn project_build_options(
+    manifest_dir: &Path,
+    (package, version): (&str, &str),
+    features: &[String],
+    workspace: &Path,
+    cache: &CacheDir,
+    rustc: &Path,
+) -> BuildOptions {
+    let mut options = BuildOptions::new(
+        PackageSource::Path(manifest_dir.to_path_buf()),
+        cache.clone(),
+    );
+    // cargo's `--cfg feature=…` flags are the complete resolved set.
+    options.features = features.to_vec();
+    options.no_default_features = true;
+    options.rustc = rustc.to_path_buf();
+    options.workspace = Some(workspace.join("Cargo.toml"));
+    options.metadata_cache =
+        std::env::var_os(SESSION_ENV).map(|dir| Path::new(&dir).join("cargo-metadata.json"));
+    let lock = workspace.join("Cargo.lock");
+    if let Ok(text) = std::fs::read_to_string(&lock) {
+        match wasmacro_build::lockfile::dependency_closure(&text, package, version) {
+            Ok(closure) => options.lockfile = Some(closure),
+            Err(e) => tracing::warn!("{}: {e}; resolving its dependencies afresh", lock.display()),
+        }
+    }
+    options
+}
+
 /// What went wrong, for the fallback warning: rustc's first error in full
 /// (cargo's summary of it says nothing a user can act on) and where the
 /// component build's whole log is.
 /// `package` is `NAME-VERSION`, `package_dir` where its sources are.
-fn one_line_reason(
+pub(crate) fn one_line_reason(
     error: &wasmacro_build::BuildError,
     package: &str,
     package_dir: &Path,
@@ -319,7 +365,7 @@ fn one_line_reason(
 
 /// The rustc that cargo's command runs: under clippy the command is
 /// `clippy-driver rustc …`.
-fn real_rustc(command: &[OsString]) -> PathBuf {
+pub(crate) fn real_rustc(command: &[OsString]) -> PathBuf {
     let is_driver = Path::new(&command[0])
         .file_stem()
         .is_some_and(|s| s == OsStr::new("clippy-driver"));
@@ -341,11 +387,25 @@ fn compile_native(
     Ok(exit_code(status))
 }
 
-/// Records the unit and makes cargo track the policy and limits: the `env-dep` line is
-/// how rustc tells cargo about `env!`, so cargo rebuilds the unit when
-/// [`Policy::ENV`] changes.
+/// Records the unit and makes cargo track the policy and limits.
 fn finish(unit: &MacroUnit, placement: Placement, component: Option<String>) -> Result<()> {
-    let dep_info = unit.out_dir.join(format!("{}.d", unit.stem()));
+    let record = UnitRecord {
+        kind: UnitKind::ProcMacro,
+        package: unit.package.clone(),
+        version: unit.version.clone(),
+        crate_name: unit.crate_name.clone(),
+        placement,
+        component,
+    };
+    record_unit(&unit.out_dir, &unit.stem(), &record)
+}
+
+/// Makes cargo track the policy and limits for the unit whose files in
+/// `out_dir` are named `stem`, and records it there (and in this run's
+/// session). The `env-dep` line is how rustc tells cargo about `env!`, so
+/// cargo rebuilds the unit when [`Policy::ENV`] changes.
+pub(crate) fn record_unit(out_dir: &Path, stem: &str, record: &UnitRecord) -> Result<()> {
+    let dep_info = out_dir.join(format!("{stem}.d"));
     let mut text = std::fs::read_to_string(&dep_info)
         .with_context(|| format!("reading {}", dep_info.display()))?;
     if !text.ends_with('\n') {
@@ -364,21 +424,12 @@ fn finish(unit: &MacroUnit, placement: Placement, component: Option<String>) -> 
     }
     std::fs::write(&dep_info, text).with_context(|| format!("writing {}", dep_info.display()))?;
 
-    let record = UnitRecord {
-        package: unit.package.clone(),
-        version: unit.version.clone(),
-        crate_name: unit.crate_name.clone(),
-        placement,
-        component,
-    };
-    let json = serde_json::to_string(&record)? + "\n";
-    let path = unit
-        .out_dir
-        .join(format!("{}.{}", unit.stem(), UnitRecord::EXTENSION));
+    let json = serde_json::to_string(record)? + "\n";
+    let path = out_dir.join(format!("{stem}.{}", UnitRecord::EXTENSION));
     wasmacro_host::write_atomically(&path, &[json.as_bytes()])
         .with_context(|| format!("writing {}", path.display()))?;
     if let Some(session) = std::env::var_os(SESSION_ENV) {
-        let path = Path::new(&session).join(format!("{}.json", unit.stem()));
+        let path = Path::new(&session).join(format!("{stem}.json"));
         wasmacro_host::write_atomically(&path, &[json.as_bytes()])
             .with_context(|| format!("writing {}", path.display()))?;
     }

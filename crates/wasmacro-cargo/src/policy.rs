@@ -11,6 +11,7 @@
 //! stateless = ["my-derive"]   # a fresh instance per expansion; see `stateless`
 //! expansion-cache = false     # run every expansion (the cache is on by default)
 //! debug-info = ["my-derive"]  # or true: components keep file:line for backtraces
+//! build-scripts = "all"       # or "opted-in" (the default), or a list: see `build_script_unit`
 //!
 //! [workspace.metadata.wasmacro.grants]   # what macros may read; see `grants`
 //! askama_macros = { read = ["$CARGO_MANIFEST_DIR/templates"] }
@@ -77,6 +78,10 @@ pub struct Policy {
     /// file and line. Off by default; a component without it is unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debug_info: Option<RunSet>,
+    /// Whose build scripts run as wasm (`build-scripts`); `None` is the
+    /// default, those whose author opted in (`wasm-build-script = true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_scripts: Option<RunSet>,
 }
 
 /// A policy that cannot be read.
@@ -214,6 +219,22 @@ impl Policy {
                         }
                     }
                 }
+                "build-scripts" => {
+                    policy.build_scripts = Some(match (value.as_str(), value.as_array()) {
+                        (Some("all"), _) => RunSet::All,
+                        (Some("opted-in"), _) => RunSet::OptedIn,
+                        (_, Some(list)) => RunSet::Listed(
+                            names(list).map_err(|r| error(format!("`build-scripts`: {r}")))?,
+                        ),
+                        _ => {
+                            return Err(error(format!(
+                                "`build-scripts` must be \"all\", \"opted-in\" or a list of \
+                                 package names, not `{}`",
+                                value.to_string().trim()
+                            )));
+                        }
+                    })
+                }
                 "sandbox" => {
                     return Err(error(
                         "`sandbox` is no longer needed: every macro runs in the sandbox unless \
@@ -286,12 +307,12 @@ impl Policy {
                 }
                 // The author's opt-in and grants live in the same table of a
                 // macro package's own manifest.
-                "wasm" | "read" | "env" => {}
+                "wasm" | "read" | "env" | AUTHOR_BUILD_SCRIPT => {}
                 other => {
                     return Err(error(format!(
                         "unknown key `{other}` in [metadata.wasmacro] (expected `run`, `deny`, \
                          `strict`, `stateless`, `stateful`, `expansion-cache`, `debug-info`, \
-                         `grants` or `limits`)"
+                         `build-scripts`, `grants` or `limits`)"
                     )));
                 }
             }
@@ -367,6 +388,35 @@ impl Policy {
         }
     }
 }
+
+impl Policy {
+    /// Where `package`'s build script runs, given whether its author opted
+    /// in (`wasm-build-script = true`). `deny` covers build scripts too: a
+    /// denied package never runs in the sandbox.
+    pub fn place_build_script(&self, package: &str, author_opted_in: bool) -> Placement {
+        if self.deny.contains(package) {
+            return Placement::Native("denied by the project's policy".into());
+        }
+        match self.build_scripts.as_ref().unwrap_or(&RunSet::OptedIn) {
+            RunSet::All => Placement::Wasm("policy: build-scripts = all".into()),
+            RunSet::OptedIn if author_opted_in => Placement::Wasm("opted in by its author".into()),
+            RunSet::OptedIn => Placement::Native(
+                "build scripts run as wasm when their author opts in or `build-scripts` says so"
+                    .into(),
+            ),
+            RunSet::Listed(list) if list.contains(package) => {
+                Placement::Wasm("listed in the project's `build-scripts`".into())
+            }
+            RunSet::Listed(_) => {
+                Placement::Native("not listed in the project's `build-scripts`".into())
+            }
+        }
+    }
+}
+
+/// The key of a package's own `[package.metadata.wasmacro]` by which its
+/// author says its build script runs as wasm.
+pub const AUTHOR_BUILD_SCRIPT: &str = "wasm-build-script";
 
 fn names(list: &toml_edit::Array) -> Result<BTreeSet<String>, String> {
     list.iter()

@@ -109,6 +109,11 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         crate::dep_info::add_inputs(&dep_info, &inputs_file)
             .with_context(|| format!("adding what wasm macros read to {}", dep_info.display()))?;
     }
+    // A build script the policy selects: its launcher replaces what rustc
+    // just linked.
+    if status.success() {
+        crate::build_script_unit::after_native_compile(&args)?;
+    }
     if let Some(dir) = &stats_dir {
         print_summary(rest, dir.path());
     }

@@ -1,5 +1,5 @@
-//! The summary of a run: one row per proc-macro crate, where it ran, why, and
-//! what its expansions cost. `cargo wasmacro` and `wasmacro rustc` (with
+//! The summary of a run: one row per proc-macro crate and build script, where
+//! it ran, why, and what its expansions cost. `cargo wasmacro` and `wasmacro rustc` (with
 //! `WASMACRO_SUMMARY`) print it as one table on stderr, and write it as JSON
 //! where [`JSON_ENV`] says, for build systems and tests to read rather than
 //! scrape.
@@ -16,6 +16,8 @@ pub struct SummaryRow {
     /// The crate: `name vVERSION` where the version is known, else its name.
     #[serde(rename = "crate")]
     pub krate: String,
+    /// `proc-macro` or `build-script`.
+    pub kind: &'static str,
     /// `wasm` or `native`.
     pub runs: &'static str,
     /// Why it runs there, where the run knows.
@@ -38,6 +40,7 @@ impl SummaryRow {
     pub fn new(krate: String) -> SummaryRow {
         SummaryRow {
             krate,
+            kind: "proc-macro",
             runs: "native",
             why: None,
             fresh: false,
@@ -105,7 +108,11 @@ fn table(rows: &[SummaryRow]) -> String {
             .unwrap_or(0)
             .max(header.len())
     };
-    let crate_width = width("proc-macro crate", &|r| r.krate.clone());
+    let name_of = |row: &SummaryRow| match row.kind {
+        "build-script" => format!("{} (build script)", row.krate),
+        _ => row.krate.clone(),
+    };
+    let crate_width = width("crate", &name_of);
     let show_why = rows.iter().any(|r| r.why.is_some() || r.fresh);
     let why_width = width("why", &why_of);
     let line = |lead: &str,
@@ -127,7 +134,7 @@ fn table(rows: &[SummaryRow]) -> String {
     };
     let mut out = line(
         "wasmacro",
-        "proc-macro crate",
+        "crate",
         "runs",
         "why",
         "expansions",
@@ -135,7 +142,7 @@ fn table(rows: &[SummaryRow]) -> String {
         "time",
     );
     for row in rows {
-        let (expansions, cached, time) = if row.runs == "wasm" {
+        let (expansions, cached, time) = if row.runs == "wasm" && row.kind == "proc-macro" {
             (
                 if row.failures > 0 {
                     format!("{} ({} failed)", row.expansions, row.failures)
@@ -150,7 +157,7 @@ fn table(rows: &[SummaryRow]) -> String {
         };
         out.push_str(&line(
             "",
-            &row.krate,
+            &name_of(row),
             row.runs,
             &why_of(row),
             &expansions,
@@ -168,6 +175,7 @@ mod tests {
     fn row(krate: &str, runs: &'static str, why: Option<&str>) -> SummaryRow {
         SummaryRow {
             krate: krate.into(),
+            kind: "proc-macro",
             runs,
             why: why.map(Into::into),
             fresh: false,
@@ -196,7 +204,6 @@ mod tests {
                 .collect::<Vec<_>>(),
             [
                 "wasmacro",
-                "proc-macro",
                 "crate",
                 "runs",
                 "why",

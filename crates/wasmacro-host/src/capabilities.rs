@@ -48,6 +48,9 @@ pub(crate) struct Capabilities {
     /// Whether the guest has fetched its environment (wasi-libc does it once
     /// per instance and keeps it, so every later expansion may read it).
     environment_read: bool,
+    /// Directories the guest may also write below (a build script's
+    /// `OUT_DIR`; never anything for a macro), absolute and normalised.
+    writable: Vec<String>,
 }
 
 /// What `path` holds now, as the input named `name`: a file with the digest
@@ -130,7 +133,26 @@ impl Capabilities {
         context: &mut WasiCtxBuilder,
         empty: &Path,
     ) -> Result<Capabilities, String> {
+        Capabilities::with_writable(grants, &[], context, empty)
+    }
+
+    /// [`Capabilities::new`], with `writable` directories (absolute,
+    /// normalised, existing) the guest may also create, change and remove
+    /// files below: a build script's `OUT_DIR`.
+    pub(crate) fn with_writable(
+        grants: &Grants,
+        writable: &[String],
+        context: &mut WasiCtxBuilder,
+        empty: &Path,
+    ) -> Result<Capabilities, String> {
         let mut preopened = BTreeSet::new();
+        for directory in writable {
+            if preopened.insert(directory.clone()) {
+                context
+                    .preopened_dir(directory, directory, FsPerms::ReadWrite)
+                    .map_err(|e| format!("cannot open writable directory {directory}: {e:#}"))?;
+            }
+        }
         for grant in &grants.read {
             let Some(path) = grants.absolute(grant) else {
                 continue;
@@ -164,7 +186,15 @@ impl Capabilities {
             inputs: BTreeSet::new(),
             recorded_files: BTreeSet::new(),
             environment_read: false,
+            writable: writable.to_vec(),
         })
+    }
+
+    /// Whether `path` lies in a writable directory.
+    fn writable(&self, path: &str) -> bool {
+        self.writable
+            .iter()
+            .any(|dir| path == dir || path.starts_with(&format!("{}/", dir.trim_end_matches('/'))))
     }
 
     /// The grants in force.
@@ -226,7 +256,8 @@ impl Capabilities {
     }
 
     fn record_file(&mut self, path: &str) {
-        if !self.recorded_files.insert(path.to_string()) {
+        // What a build script writes is its output, not an input.
+        if self.writable(path) || !self.recorded_files.insert(path.to_string()) {
             return;
         }
         if let Some(input) = file_input(path, self.name(path)) {
@@ -460,26 +491,35 @@ pub(crate) fn watch<T: HasCapabilities + 'static>(linker: &mut Linker<T>) -> was
         },
     )?;
     // Every function that changes the filesystem: read-only preopens already
-    // refuse them, but the guest should hear why, with the path.
-    for function in [
-        "create-directory-at",
-        "remove-directory-at",
-        "unlink-file-at",
-    ] {
-        types.func_wrap(
-            &format!("[method]descriptor.{function}"),
-            |mut store: Store<'_, T>,
-             (fd, path): (Resource<Descriptor>, String)|
-             -> wasmtime::Result<(Result<(), ErrorCode>,)> {
-                let state = store.data_mut();
-                let full = state
-                    .capabilities()
-                    .resolve(fd.rep(), &path)
-                    .unwrap_or(path);
-                Err(refuse_path(state, &full, Access::Write))
-            },
-        )?;
+    // refuse them, but the guest should hear why, with the path. Below a
+    // writable directory they do what they say.
+    macro_rules! checked_write {
+        ($name:literal, $method:ident) => {
+            types.func_wrap(
+                concat!("[method]descriptor.", $name),
+                |mut store: Store<'_, T>,
+                 (fd, path): (Resource<Descriptor>, String)|
+                 -> wasmtime::Result<(Result<(), ErrorCode>,)> {
+                    let state = store.data_mut();
+                    let full = state.capabilities().resolve(fd.rep(), &path);
+                    match full {
+                        Some(full) if state.capabilities().writable(&full) => {
+                            let done =
+                                fs::HostDescriptor::$method(&mut state.filesystem(), fd, path);
+                            Ok((result(state, done)?,))
+                        }
+                        full => {
+                            let full = full.unwrap_or(path);
+                            Err(refuse_path(state, &full, Access::Write))
+                        }
+                    }
+                },
+            )?;
+        };
     }
+    checked_write!("create-directory-at", create_directory_at);
+    checked_write!("remove-directory-at", remove_directory_at);
+    checked_write!("unlink-file-at", unlink_file_at);
     linker.allow_shadowing(false);
     Ok(())
 }
@@ -533,7 +573,12 @@ fn check<T: HasCapabilities>(
         };
         return Err(refuse_path(state, &shown, access));
     };
-    let granted = access != Access::Write && capabilities.grants.covers(&full);
+    let granted = match access {
+        Access::Write => capabilities.writable(&full),
+        Access::Read | Access::List => {
+            capabilities.grants.covers(&full) || capabilities.writable(&full)
+        }
+    };
     if granted {
         return Ok(Some(full));
     }

@@ -154,12 +154,12 @@ pub struct SpanOracleError(pub String);
 
 /// One wasmtime engine and the component cache that goes with it.
 pub struct Runtime {
-    engine: Engine,
-    linker: Linker<GuestState>,
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<GuestState>,
     cache: ComponentCache,
     expansion_cache: Option<ExpansionCache>,
-    config: RuntimeConfig,
-    sandbox_root: std::path::PathBuf,
+    pub(crate) config: RuntimeConfig,
+    pub(crate) sandbox_root: std::path::PathBuf,
 }
 
 impl Runtime {
@@ -388,34 +388,8 @@ impl LoadedComponent {
             deterministic_ctx(grants, &self.sandbox_root).map_err(|e| {
                 ExpandError::Instantiate(format!("the sandbox could not be set up: {e}"))
             })?;
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(usize::try_from(self.config.limits.memory).unwrap_or(usize::MAX))
-            // `memory_size` is per memory: bound how many there can be, and
-            // tables too, so no guest can exhaust the host.
-            .memories(16)
-            .tables(64)
-            .table_elements(1 << 20)
-            .instances(64)
-            .trap_on_grow_failure(true)
-            .build();
-        let state = GuestState {
-            wasi,
-            table: ResourceTable::new(),
-            limits,
-            oracle: None,
-            generation: Generation::FIRST,
-            queries: Vec::new(),
-            nondeterministic: false,
-            panic: None,
-            host_error: None,
-            attempts: BTreeSet::new(),
-            capabilities,
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limits);
-        store.set_fuel(self.config.limits.fuel).map_err(trap_text)?;
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(epoch_ticks(self.config.limits.timeout));
+        let state = GuestState::new(wasi, capabilities, GuestKind::Macro);
+        let mut store = new_store(&self.engine, state, &self.config.limits).map_err(trap_text)?;
         let bindings = self
             .pre
             .instantiate(&mut store)
@@ -574,7 +548,11 @@ impl MacroInstance {
                 } else if let Some(host_error) = state.host_error.take() {
                     Err(ExpandError::Trapped(host_error))
                 } else {
-                    Err(ExpandError::Trapped(describe_trap(&error, &self.limits)))
+                    Err(ExpandError::Trapped(describe_trap(
+                        &error,
+                        &self.limits,
+                        GuestKind::Macro,
+                    )))
                 }
             }
         };
@@ -657,8 +635,8 @@ fn explain_attempts(
 
 /// A user-facing explanation of a trap, naming the limit hit and the
 /// setting that raises it.
-fn describe_trap(error: &wasmtime::Error, limits: &Limits) -> String {
-    let raise = crate::limits::raise_hint;
+pub(crate) fn describe_trap(error: &wasmtime::Error, limits: &Limits, guest: GuestKind) -> String {
+    let raise = |key: &str| crate::limits::raise_hint(key, guest);
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => format!(
             "it ran out of fuel: it executed more than {} wasm instructions (the `fuel` limit), \
@@ -698,6 +676,30 @@ fn describe_trap(error: &wasmtime::Error, limits: &Limits) -> String {
     }
 }
 
+/// A store for `state` under `limits`: memory, tables and instances bounded
+/// (`memory_size` is per memory, so how many there can be is bounded too),
+/// fuel set, the wall-clock backstop armed.
+pub(crate) fn new_store(
+    engine: &Engine,
+    mut state: GuestState,
+    limits: &Limits,
+) -> wasmtime::Result<Store<GuestState>> {
+    state.limits = StoreLimitsBuilder::new()
+        .memory_size(usize::try_from(limits.memory).unwrap_or(usize::MAX))
+        .memories(16)
+        .tables(64)
+        .table_elements(1 << 20)
+        .instances(64)
+        .trap_on_grow_failure(true)
+        .build();
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limits);
+    store.set_fuel(limits.fuel)?;
+    store.epoch_deadline_trap();
+    store.set_epoch_deadline(epoch_ticks(limits.timeout));
+    Ok(store)
+}
+
 /// The epoch deadline for a timeout, in ticks of [`EPOCH_TICK`]: one more
 /// than the timeout holds, since the first tick may come at once.
 fn epoch_ticks(timeout: Duration) -> u64 {
@@ -731,9 +733,19 @@ fn trap_text(error: wasmtime::Error) -> ExpandError {
     ExpandError::Trapped(format!("{error:#}"))
 }
 
+/// What a guest is, for the errors that name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GuestKind {
+    /// A proc-macro component.
+    Macro,
+    /// A build script's component.
+    BuildScript,
+}
+
 /// The store's data: WASI state, limits, and the span oracle of the running
 /// expansion.
 pub(crate) struct GuestState {
+    kind: GuestKind,
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
@@ -748,11 +760,31 @@ pub(crate) struct GuestState {
     panic: Option<Option<String>>,
     /// Why a host call failed (a span query, a refused socket), reported
     /// instead of the trap it causes.
-    host_error: Option<String>,
+    pub(crate) host_error: Option<String>,
     /// What the guest tried that the sandbox refused, over the instance's life.
-    attempts: BTreeSet<SandboxAttempt>,
+    pub(crate) attempts: BTreeSet<SandboxAttempt>,
     /// What it may read, and what it read.
-    capabilities: Capabilities,
+    pub(crate) capabilities: Capabilities,
+}
+
+impl GuestState {
+    /// The state of a new instance (limits are set by [`new_store`]).
+    pub(crate) fn new(wasi: WasiCtx, capabilities: Capabilities, kind: GuestKind) -> GuestState {
+        GuestState {
+            kind,
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new().build(),
+            oracle: None,
+            generation: Generation::FIRST,
+            queries: Vec::new(),
+            nondeterministic: false,
+            panic: None,
+            host_error: None,
+            attempts: BTreeSet::new(),
+            capabilities,
+        }
+    }
 }
 
 impl HasCapabilities for GuestState {
@@ -768,10 +800,17 @@ impl crate::wasi::SandboxLog for GuestState {
 
     fn refuse(&mut self, attempt: SandboxAttempt) -> wasmtime::Error {
         // Said here, in full; not repeated by `explain_attempts`.
-        let message = format!(
-            "in the wasmacro sandbox, the macro tried to {attempt}\n{}",
-            attempt.help()
-        );
+        let message = match self.kind {
+            GuestKind::Macro => format!(
+                "in the wasmacro sandbox, the macro tried to {attempt}\n{}",
+                attempt.help()
+            ),
+            GuestKind::BuildScript => format!(
+                "in the wasmacro sandbox, the build script tried to {}\n{}",
+                attempt.for_build_script(),
+                attempt.build_script_help(&self.capabilities.grants().package)
+            ),
+        };
         self.host_error = Some(message.clone());
         wasmtime::Error::msg(message)
     }

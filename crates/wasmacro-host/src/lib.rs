@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod backtrace;
+pub mod build_script;
 mod cache;
 mod capabilities;
 pub mod edition;

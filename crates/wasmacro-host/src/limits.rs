@@ -10,6 +10,7 @@
 //! passes down from `[workspace.metadata.wasmacro.limits]`:
 //! `fuel=4000000000,memory=1GiB,stack=1MiB,timeout=120s,output=64MiB`.
 
+use crate::instance::GuestKind;
 use std::fmt;
 use std::time::Duration;
 
@@ -146,8 +147,12 @@ impl fmt::Display for Limits {
 
 /// The hint every limit error ends with: `; if the macro needs more, raise
 /// `KEY` in …`.
-pub(crate) fn raise_hint(key: &str) -> String {
-    format!("; if the macro needs more, raise `{key}` in `[workspace.metadata.wasmacro.limits]`")
+pub(crate) fn raise_hint(key: &str, guest: GuestKind) -> String {
+    let what = match guest {
+        GuestKind::Macro => "macro",
+        GuestKind::BuildScript => "build script",
+    };
+    format!("; if the {what} needs more, raise `{key}` in `[workspace.metadata.wasmacro.limits]`")
 }
 
 /// A byte count written as cargo writes sizes (`1GiB`, `512KiB`, `100B`).

@@ -230,7 +230,7 @@ impl<'r> Session<'r> {
                 "it returned {} of tokens, more than the `output` limit of {}{}",
                 ApproxSize(tokens),
                 Size(limit),
-                crate::limits::raise_hint("output")
+                crate::limits::raise_hint("output", crate::instance::GuestKind::Macro)
             );
             let message = ServerMessage::Expanded {
                 result: Err(ExpandFailure::Error(text)),

@@ -50,10 +50,46 @@ pub(crate) fn deterministic_ctx(
     empty: &Path,
 ) -> Result<(WasiCtx, MemoryOutputPipe, Capabilities), String> {
     let output = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+    let mut builder = deterministic_builder();
+    builder.stdout(output.clone()).stderr(output.clone());
+    let capabilities = Capabilities::new(grants, &mut builder, empty)?;
+    Ok((builder.build(), output, capabilities))
+}
+
+/// What a build script's run prints, kept apart: cargo reads directives
+/// from stdout only.
+pub(crate) struct ScriptOutput {
+    /// Its standard output.
+    pub stdout: MemoryOutputPipe,
+    /// Its standard error.
+    pub stderr: MemoryOutputPipe,
+}
+
+/// The context of a build script: [`deterministic_ctx`]'s clocks,
+/// randomness and refusals, `grants` to read, `writable` directories to
+/// write, and stdout and stderr captured apart, up to `capacity` bytes each.
+pub(crate) fn build_script_ctx(
+    grants: &Grants,
+    writable: &[String],
+    empty: &Path,
+    capacity: usize,
+) -> Result<(WasiCtx, ScriptOutput, Capabilities), String> {
+    let output = ScriptOutput {
+        stdout: MemoryOutputPipe::new(capacity),
+        stderr: MemoryOutputPipe::new(capacity),
+    };
+    let mut builder = deterministic_builder();
+    builder
+        .stdout(output.stdout.clone())
+        .stderr(output.stderr.clone());
+    let capabilities = Capabilities::with_writable(grants, writable, &mut builder, empty)?;
+    Ok((builder.build(), output, capabilities))
+}
+
+/// Clocks at the epoch, seeded randomness, no network, no stdin.
+fn deterministic_builder() -> wasmtime_wasi::WasiCtxBuilder {
     let mut builder = WasiCtx::builder();
     builder
-        .stdout(output.clone())
-        .stderr(output.clone())
         .wall_clock(FixedWallClock)
         .monotonic_clock(FixedMonotonicClock)
         // Xoshiro256++ is a fixed, documented algorithm: the same seed gives
@@ -64,8 +100,7 @@ pub(crate) fn deterministic_ctx(
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
-    let capabilities = Capabilities::new(grants, &mut builder, empty)?;
-    Ok((builder.build(), output, capabilities))
+    builder
 }
 
 /// A pollable that is always ready: what a guest's sleep subscribes to.
@@ -192,6 +227,42 @@ impl SandboxAttempt {
                 `[workspace.metadata.wasmacro]`"
                 .to_string(),
         }
+    }
+}
+
+impl SandboxAttempt {
+    /// What a build script tried, as its error says it.
+    pub(crate) fn for_build_script(&self) -> String {
+        match self {
+            SandboxAttempt::Read {
+                path,
+                action: Access::Write,
+                ..
+            } => format!("write to `{path}`, outside its `OUT_DIR`"),
+            SandboxAttempt::Read {
+                path,
+                action: Access::List,
+                ..
+            } => format!("list the directory `{path}`, outside its package and `OUT_DIR`"),
+            SandboxAttempt::Read { path, .. } => {
+                format!("read `{path}`, outside its package and `OUT_DIR`")
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// What the user can do about a build script's attempt.
+    pub(crate) fn build_script_help(&self, package: &str) -> String {
+        let package = if package.is_empty() {
+            "its-package"
+        } else {
+            package
+        };
+        format!(
+            "help: a build script in the sandbox reads its own package and writes its `OUT_DIR`, \
+             nothing else; one that needs more can only run natively: add `{package}` to `deny` \
+             in `[workspace.metadata.wasmacro]`"
+        )
     }
 }
 

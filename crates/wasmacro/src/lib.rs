@@ -131,6 +131,20 @@ enum Command {
     /// Serve one component to a shim over stdin/stdout (started by shims).
     #[command(hide = true)]
     Serve,
+    /// Run a build script's component in the sandbox (what the launcher
+    /// cargo runs in place of a build script does).
+    #[command(hide = true)]
+    RunBuildScript {
+        /// The package whose build script it is.
+        #[arg(long)]
+        package: String,
+        /// The component's hash in the cache.
+        #[arg(long)]
+        component: String,
+        /// The cache directory.
+        #[arg(long)]
+        cache: PathBuf,
+    },
 }
 
 /// `cargo-wasmacro`: cargo runs it as `cargo-wasmacro wasmacro ARGS…`. As a
@@ -204,6 +218,11 @@ pub fn main() -> ExitCode {
         Command::Rustc { args } => rustc_wrapper::run(args),
         Command::Cargo { args } => cargo_command::run(args),
         Command::Serve => serve().map(|()| ExitCode::SUCCESS),
+        Command::RunBuildScript {
+            package,
+            component,
+            cache,
+        } => wasmacro_cargo::build_script_unit::run(&package, &component, &cache),
         Command::Cache { action } => cache_command(action),
         Command::Policy {
             manifest_path,

@@ -529,14 +529,21 @@ pub fn assert_runs_as_wasm(dir: &Path, names: &[&str]) {
     }
 }
 
-/// The rows of the last `cargo wasmacro` run's summary in `dir`, read from
-/// its JSON: (crate, runs, why).
+/// The proc-macro rows of the last `cargo wasmacro` run's summary in `dir`,
+/// read from its JSON: (crate, runs, why).
 pub fn summary(dir: &Path) -> Vec<(String, String, String)> {
+    summary_of_kind(dir, "proc-macro")
+}
+
+/// The rows of one kind (`proc-macro`, `build-script`) of the last `cargo
+/// wasmacro` run's summary in `dir`: (crate, runs, why).
+pub fn summary_of_kind(dir: &Path, kind: &str) -> Vec<(String, String, String)> {
     let path = summary_file(dir);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("no summary at {}: {e}", path.display()));
     let rows: Vec<serde_json::Value> = serde_json::from_str(&text).expect("the summary is JSON");
     rows.iter()
+        .filter(|row| row["kind"] == kind)
         .map(|row| {
             let field = |name: &str| row[name].as_str().unwrap_or_default().to_string();
             (field("crate"), field("runs"), field("why"))
@@ -556,7 +563,7 @@ pub fn summary_hits_at(path: &Path) -> Vec<(String, u64, u64)> {
         .unwrap_or_else(|e| panic!("no summary at {}: {e}", path.display()));
     let rows: Vec<serde_json::Value> = serde_json::from_str(&text).expect("the summary is JSON");
     rows.iter()
-        .filter(|row| row["runs"] == "wasm")
+        .filter(|row| row["runs"] == "wasm" && row["kind"] == "proc-macro")
         .map(|row| {
             (
                 row["crate"].as_str().unwrap_or_default().to_string(),
