@@ -6,8 +6,10 @@
 //! `fn main` wrapped to start in the package directory.
 //!
 //! It must never report a component that calls what WASI cannot do
-//! (processes, threads) as runnable: [`BuiltBuildScript::unavailable`] says
-//! so, and the caller runs the script natively or fails.
+//! (processes, threads), or whose sources ask `cfg!` about the platform they
+//! run on (natively the host, as wasm wasm), as runnable:
+//! [`BuiltBuildScript::unavailable`] says so, and the caller runs the script
+//! natively or fails.
 
 use crate::workdir;
 use crate::{BuildError, BuildEvent, BuildOptions, Goal, cargo, files, io_error, key, locate};
@@ -46,11 +48,15 @@ pub fn build_script_component(
         key::Key::of("built build script", [key.as_str()]).short()
     ));
     let finish = |hash: ComponentHash, bytes: &[u8]| -> Result<BuiltBuildScript, BuildError> {
-        let unavailable =
+        let host_cfg = plan.host_cfg.as_ref().map(|cfg| {
+            format!("it asks about the platform it runs on ({cfg}), which as wasm is wasm")
+        });
+        let calls =
             crate::spawns::unavailable_calls(bytes).map_err(|reason| BuildError::Invalid {
                 package: plan.name.clone(),
                 reason,
             })?;
+        let unavailable = calls.or(host_cfg);
         Ok(BuiltBuildScript {
             package: plan.name.clone(),
             version: plan.version.clone(),

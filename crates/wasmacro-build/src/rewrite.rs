@@ -129,6 +129,61 @@ pub fn rewrite_build_script(source: &str) -> Result<String, RewriteError> {
     Ok(rewritten)
 }
 
+/// The configuration names that describe the platform a program runs on:
+/// natively a build script's are the host's; compiled to wasm, wasm's.
+const HOST_CFGS: &[&str] = &[
+    "unix",
+    "windows",
+    "target_os",
+    "target_family",
+    "target_arch",
+    "target_env",
+    "target_vendor",
+    "target_endian",
+    "target_pointer_width",
+    "target_has_atomic",
+    "target_feature",
+    "panic",
+];
+
+/// The first `cfg(…)` / `cfg!(…)` / `cfg_attr(…)` in `source` that names a
+/// [`HOST_CFGS`] option, as written (`cfg!(windows)`); `None` if none does or
+/// the source does not lex.
+pub fn host_cfg(source: &str) -> Option<String> {
+    fn find(source: &str, tokens: TokenStream) -> Option<String> {
+        let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+        for (index, token) in tokens.iter().enumerate() {
+            if let TokenTree::Ident(ident) = token
+                && (ident == "cfg" || ident == "cfg_attr")
+            {
+                let bang = matches!(tokens.get(index + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!');
+                let group = tokens.get(index + 1 + usize::from(bang));
+                if let Some(TokenTree::Group(group)) = group
+                    && group.delimiter() == Delimiter::Parenthesis
+                    && names_host(group.stream())
+                {
+                    let written = ident.span().byte_range().start..group.span().byte_range().end;
+                    return source.get(written).map(str::to_string);
+                }
+            }
+            if let TokenTree::Group(group) = token
+                && let Some(found) = find(source, group.stream())
+            {
+                return Some(found);
+            }
+        }
+        None
+    }
+    fn names_host(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            TokenTree::Ident(ident) => HOST_CFGS.iter().any(|name| ident == name),
+            TokenTree::Group(group) => names_host(group.stream()),
+            _ => false,
+        })
+    }
+    find(source, source.parse().ok()?)
+}
+
 /// What the rewrite changes.
 #[derive(Default)]
 struct Edits {
@@ -327,6 +382,30 @@ mod build_script_tests {
         let source = "#[cfg(unix)]\nfn main() {}\n#[cfg(not(unix))]\nfn main() -> Result<(), String> { Ok(()) }\n";
         let rewritten = rewrite_build_script(source).unwrap();
         assert_eq!(rewritten.matches(BUILD_SCRIPT_MAIN).count(), 3);
+    }
+
+    #[test]
+    fn host_cfgs_are_found_where_a_script_asks_them() {
+        assert_eq!(
+            host_cfg("fn main() { if cfg!(windows) {} }").as_deref(),
+            Some("cfg!(windows)")
+        );
+        assert_eq!(
+            host_cfg("#[cfg(target_os = \"linux\")]\nfn probe() {}").as_deref(),
+            Some("cfg(target_os = \"linux\")")
+        );
+        assert_eq!(
+            host_cfg("fn main() { let x = cfg!(all(feature = \"a\", unix)); }").as_deref(),
+            Some("cfg!(all(feature = \"a\", unix))")
+        );
+        // Features, tests and the target's cfgs read from cargo's variables
+        // are the script's own business.
+        assert_eq!(
+            host_cfg(
+                "#[cfg(test)] mod t {} fn main() { cfg!(feature = \"x\"); std::env::var(\"CARGO_CFG_TARGET_OS\"); }"
+            ),
+            None
+        );
     }
 
     #[test]

@@ -46,6 +46,9 @@ const BUILD_FORMAT: &str = "wasmacro-build 6";
 pub(crate) struct Plan {
     /// What is built.
     pub goal: Goal,
+    /// For a build script: the host `cfg` its sources ask about, which as
+    /// wasm would describe wasm (`cfg!(windows)`).
+    pub host_cfg: Option<String>,
     /// The package's name.
     pub name: String,
     /// Its version.
@@ -85,6 +88,7 @@ pub(crate) fn plan(located: &Located, options: &BuildOptions) -> Result<Plan, Bu
 
     let mut files = Files::new();
     let mut features_offered: Option<std::collections::BTreeSet<String>> = None;
+    let mut host_cfg = None;
     for (id, dir) in &dirs {
         let copied = located.get(id);
         let role = match (*id == &package.id, &options.goal) {
@@ -136,7 +140,9 @@ pub(crate) fn plan(located: &Located, options: &BuildOptions) -> Result<Plan, Bu
         package_files.insert("Cargo.toml".into(), manifest.into_bytes());
         match role {
             Role::Macro => rewrite_root(copied, &mut package_files)?,
-            Role::BuildScript => rewrite_build_script(copied, &mut package_files)?,
+            Role::BuildScript => {
+                host_cfg = rewrite_build_script(copied, &mut package_files)?;
+            }
             Role::Dependency => {}
         }
         files.extend(
@@ -189,6 +195,7 @@ pub(crate) fn plan(located: &Located, options: &BuildOptions) -> Result<Plan, Bu
         })
         .collect();
     Ok(Plan {
+        host_cfg,
         goal: options.goal.clone(),
         name: package.name.to_string(),
         version: package.version.to_string(),
@@ -262,8 +269,12 @@ fn offered_features(manifest: &str) -> std::collections::BTreeSet<String> {
 }
 
 /// The build script's rewrite ([`rewrite::rewrite_build_script`]) on the
-/// package's copy.
-fn rewrite_build_script(package: &Package, files: &mut Files) -> Result<(), BuildError> {
+/// package's copy; returns the first host `cfg` its sources ask about (the
+/// root's, and every file beside a root in a directory of its own).
+fn rewrite_build_script(
+    package: &Package,
+    files: &mut Files,
+) -> Result<Option<String>, BuildError> {
     let build = package.targets.iter().find(|t| t.is_custom_build());
     let root = build
         .and_then(|t| t.src_path.strip_prefix(root_of(package)).ok())
@@ -285,8 +296,19 @@ fn rewrite_build_script(package: &Package, files: &mut Files) -> Result<(), Buil
             path: root.clone(),
             source,
         })?;
+    let dir = root.rsplit_once('/').map(|(dir, _)| format!("{dir}/"));
+    let host_cfg = files
+        .iter()
+        .filter(|(path, _)| match &dir {
+            Some(dir) => path.starts_with(dir.as_str()) && path.ends_with(".rs"),
+            None => **path == root,
+        })
+        .find_map(|(path, bytes)| {
+            let cfg = rewrite::host_cfg(std::str::from_utf8(bytes).ok()?)?;
+            Some(format!("{path} asks `{cfg}`"))
+        });
     files.insert(root, rewritten.into_bytes());
-    Ok(())
+    Ok(host_cfg)
 }
 
 /// The crate-root rewrite, on the macro package's copy.
@@ -322,9 +344,10 @@ impl Plan {
         let fixed = [
             BUILD_FORMAT.as_bytes().to_vec(),
             // Said only for a build script: a macro's key is unchanged.
+            // (with its workspace manifest, which says how it is compiled).
             match &self.goal {
                 Goal::ProcMacro => Vec::new(),
-                Goal::BuildScript { .. } => b"build script".to_vec(),
+                Goal::BuildScript { .. } => self.build_script_workspace(&self.patches).into_bytes(),
             },
             format!("{:?} {}", self.features, self.default_features).into_bytes(),
             // Said only when on, as one more part: the key of a build without
@@ -392,6 +415,10 @@ impl Plan {
         );
         write_if_changed(&work.join("Cargo.toml"), manifest.as_bytes())?;
         write_if_changed(&work.join("lib.rs"), manifest::WRAPPER_LIB.as_bytes())
+    }
+
+    fn build_script_workspace(&self, patches: &[Patch]) -> String {
+        manifest::build_script_workspace(patches, &[LOCAL_DIR, syn1::PATCHED_DIR])
     }
 
     /// The features the build turns on, sorted.
