@@ -1,4 +1,6 @@
-//! Builds an unmodified proc-macro package into a `wasm32-wasip2` component.
+//! Builds an unmodified proc-macro package into a `wasm32-wasip2` component,
+//! or a package's build script into a command component ([`Goal`],
+//! `build_script`).
 //!
 //! The steps, one module each, in the order [`build_component_with_progress`]
 //! takes them:

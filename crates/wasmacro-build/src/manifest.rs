@@ -156,7 +156,9 @@ fn dependencies_and_features(
             .unwrap_or_else(|| dependency.name.clone());
         let section = match (role, dependency.kind) {
             (Role::BuildScript, DependencyKind::Build) if active(dependency) => "dependencies",
-            (Role::BuildScript, DependencyKind::Normal | DependencyKind::Build) => {
+            // Features may name any of the others (a dev-dependency too):
+            // they go with them.
+            (Role::BuildScript, _) => {
                 omitted.insert(key);
                 continue;
             }

@@ -7,8 +7,12 @@
 //! and an `InstancePre`), and a [`MacroInstance`] that owns the guest's memory
 //! for as long as native macro state would live — one compilation.
 //!
+//! [`build_script`] runs a build script's command component with what a build
+//! script legitimately has: its package to read, its `OUT_DIR` to write.
+//!
 //! It must never: run a guest without its limits (fuel, memory, stack, time,
-//! output); give a guest a preopened directory, an environment variable,
+//! output); give a guest a directory or an environment variable its grants do
+//! not name (for a build script: its package, read-only, and its `OUT_DIR`),
 //! an argument, a socket, the real clock or real randomness; trust bytes that
 //! come from a guest or from the cache without validating them; or let a guest
 //! failure escape as a panic of the host.
