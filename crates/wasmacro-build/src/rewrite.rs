@@ -40,14 +40,7 @@ pub enum RewriteError {
 
 /// Rewrites a proc-macro crate root; returns the new source.
 pub fn rewrite_root(source: &str) -> Result<String, RewriteError> {
-    let tokens: TokenStream = source.parse().map_err(|e: proc_macro2::LexError| {
-        let start = e.span().start();
-        RewriteError::Parse(format!(
-            "{e} (line {}, column {})",
-            start.line,
-            start.column + 1
-        ))
-    })?;
+    let tokens = lex(source)?;
     let mut edits = Edits::default();
     find_attributes(source, tokens, &mut edits);
     if edits.renames.is_empty() {
@@ -81,14 +74,7 @@ pub const BUILD_SCRIPT_MAIN: &str = "__wasmacro_build_script_main";
 /// choose one) is renamed [`BUILD_SCRIPT_MAIN`] and a `main` calling it is
 /// appended. Only the columns after the name on its own line move.
 pub fn rewrite_build_script(source: &str) -> Result<String, RewriteError> {
-    let tokens: TokenStream = source.parse().map_err(|e: proc_macro2::LexError| {
-        let start = e.span().start();
-        RewriteError::Parse(format!(
-            "{e} (line {}, column {})",
-            start.line,
-            start.column + 1
-        ))
-    })?;
+    let tokens = lex(source)?;
     let tokens: Vec<TokenTree> = tokens.into_iter().collect();
     let mains: Vec<std::ops::Range<usize>> = tokens
         .windows(2)
@@ -182,6 +168,18 @@ pub fn host_cfg(source: &str) -> Option<String> {
         })
     }
     find(source, source.parse().ok()?)
+}
+
+/// `source` as tokens, or where it does not lex.
+fn lex(source: &str) -> Result<TokenStream, RewriteError> {
+    source.parse().map_err(|e: proc_macro2::LexError| {
+        let start = e.span().start();
+        RewriteError::Parse(format!(
+            "{e} (line {}, column {})",
+            start.line,
+            start.column + 1
+        ))
+    })
 }
 
 /// What the rewrite changes.

@@ -24,7 +24,7 @@ use crate::locate::{Located, is_local};
 use crate::manifest::{self, DependencyPath, Patch, Role};
 use crate::selection::Selection;
 use crate::{BuildError, BuildOptions, Goal, embedded, rewrite, syn1};
-use cargo_metadata::{Package, PackageId};
+use cargo_metadata::{Package, PackageId, Target};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use wasmacro_host::Section;
@@ -275,27 +275,7 @@ fn rewrite_build_script(
     package: &Package,
     files: &mut Files,
 ) -> Result<Option<String>, BuildError> {
-    let build = package.targets.iter().find(|t| t.is_custom_build());
-    let root = build
-        .and_then(|t| t.src_path.strip_prefix(root_of(package)).ok())
-        .map(|p| p.as_str().replace('\\', "/"))
-        .ok_or_else(|| BuildError::Locate {
-            what: package.name.to_string(),
-            reason: "its build script is outside the package".into(),
-        })?;
-    let source = files
-        .get(&root)
-        .and_then(|bytes| std::str::from_utf8(bytes).ok())
-        .ok_or_else(|| BuildError::Locate {
-            what: package.name.to_string(),
-            reason: format!("cannot read its build script {root}"),
-        })?;
-    let rewritten =
-        rewrite::rewrite_build_script(source).map_err(|source| BuildError::Rewrite {
-            package: package.name.to_string(),
-            path: root.clone(),
-            source,
-        })?;
+    let root = target_root(package, Target::is_custom_build, "build script")?;
     let dir = root.rsplit_once('/').map(|(dir, _)| format!("{dir}/"));
     let host_cfg = files
         .iter()
@@ -307,33 +287,62 @@ fn rewrite_build_script(
             let cfg = rewrite::host_cfg(std::str::from_utf8(bytes).ok()?)?;
             Some(format!("{path} asks `{cfg}`"))
         });
-    files.insert(root, rewritten.into_bytes());
+    rewrite_file(
+        package,
+        files,
+        &root,
+        "build script",
+        rewrite::rewrite_build_script,
+    )?;
     Ok(host_cfg)
 }
 
 /// The crate-root rewrite, on the macro package's copy.
 fn rewrite_root(package: &Package, files: &mut Files) -> Result<(), BuildError> {
-    let lib = package.targets.iter().find(|t| t.is_proc_macro());
-    let root = lib
+    let root = target_root(package, Target::is_proc_macro, "crate root")?;
+    rewrite_file(package, files, &root, "crate root", rewrite::rewrite_root)
+}
+
+/// The root file, relative to the package, of `package`'s target that
+/// `which` selects (`what` names it in errors).
+fn target_root(
+    package: &Package,
+    which: fn(&Target) -> bool,
+    what: &str,
+) -> Result<String, BuildError> {
+    package
+        .targets
+        .iter()
+        .find(|t| which(t))
         .and_then(|t| t.src_path.strip_prefix(root_of(package)).ok())
         .map(|p| p.as_str().replace('\\', "/"))
         .ok_or_else(|| BuildError::Locate {
             what: package.name.to_string(),
-            reason: "its crate root is outside the package".into(),
-        })?;
+            reason: format!("its {what} is outside the package"),
+        })
+}
+
+/// Replaces the file `root` of the copy with what `rewrite` makes of it.
+fn rewrite_file(
+    package: &Package,
+    files: &mut Files,
+    root: &str,
+    what: &str,
+    rewrite: fn(&str) -> Result<String, rewrite::RewriteError>,
+) -> Result<(), BuildError> {
     let source = files
-        .get(&root)
+        .get(root)
         .and_then(|bytes| std::str::from_utf8(bytes).ok())
         .ok_or_else(|| BuildError::Locate {
             what: package.name.to_string(),
-            reason: format!("cannot read its crate root {root}"),
+            reason: format!("cannot read its {what} {root}"),
         })?;
-    let rewritten = rewrite::rewrite_root(source).map_err(|source| BuildError::Rewrite {
+    let rewritten = rewrite(source).map_err(|source| BuildError::Rewrite {
         package: package.name.to_string(),
-        path: root.clone(),
+        path: root.to_string(),
         source,
     })?;
-    files.insert(root, rewritten.into_bytes());
+    files.insert(root.to_string(), rewritten.into_bytes());
     Ok(())
 }
 

@@ -54,49 +54,19 @@ struct ScriptUnit {
 impl ScriptUnit {
     /// The unit, if `args` (rustc's, without rustc) compile a build script.
     fn from_args(args: &[OsString]) -> Option<ScriptUnit> {
-        let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
-        let value =
-            |flag: &str| -> Option<&str> { args.windows(2).find(|w| w[0] == flag).map(|w| w[1]) };
-        let crate_name = value("--crate-name")?;
+        let args = crate::rustc_args::RustcArgs::parse(args)?;
+        let crate_name = args.value("--crate-name")?;
         if !crate_name.starts_with("build_script_")
-            || value("--crate-type") != Some("bin")
-            || args.contains(&"--test")
+            || args.value("--crate-type") != Some("bin")
+            || !args.links()
         {
             return None;
         }
-        let emit = args
-            .iter()
-            .find_map(|a| a.strip_prefix("--emit="))
-            .unwrap_or("link");
-        if !emit.split(',').any(|e| e == "link") {
-            return None;
-        }
-        let extra = args
-            .windows(2)
-            .filter(|w| w[0] == "-C")
-            .find_map(|w| w[1].strip_prefix("extra-filename="))
-            .unwrap_or("");
-        let features = args
-            .windows(2)
-            .filter(|w| w[0] == "--cfg")
-            .filter_map(|w| w[1].strip_prefix("feature=\"")?.strip_suffix('"'))
-            .map(str::to_string)
-            .collect();
-        let externs = args
-            .iter()
-            .enumerate()
-            .filter_map(|(i, a)| match *a {
-                "--extern" => args.get(i + 1).copied(),
-                _ => a.strip_prefix("--extern="),
-            })
-            .map(|value| value.split_once('=').map_or(value, |(name, _)| name))
-            .map(|name| name.rsplit(':').next().unwrap_or(name).to_string())
-            .collect();
         Some(ScriptUnit {
-            out_dir: PathBuf::from(value("--out-dir")?),
-            stem: format!("{crate_name}{extra}"),
-            features,
-            externs,
+            out_dir: PathBuf::from(args.value("--out-dir")?),
+            stem: format!("{crate_name}{}", args.extra_filename()),
+            features: args.features(),
+            externs: args.externs().map(str::to_string).collect(),
         })
     }
 

@@ -17,6 +17,7 @@ pub mod macro_unit;
 pub mod next_wrapper;
 pub mod policy;
 pub mod policy_command;
+mod rustc_args;
 pub mod rustc_wrapper;
 pub mod stateless;
 mod status;

@@ -87,36 +87,16 @@ struct MacroUnit {
 impl MacroUnit {
     /// The unit, if `args` build a proc-macro library cargo-style.
     fn from_args(args: &[OsString]) -> Option<MacroUnit> {
-        let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
-        let value =
-            |flag: &str| -> Option<&str> { args.windows(2).find(|w| w[0] == flag).map(|w| w[1]) };
-        if value("--crate-type") != Some("proc-macro") || args.contains(&"--test") {
+        let args = crate::rustc_args::RustcArgs::parse(args)?;
+        if args.value("--crate-type") != Some("proc-macro") || !args.links() {
             return None;
         }
-        let emit = args
-            .iter()
-            .find_map(|a| a.strip_prefix("--emit="))
-            .unwrap_or("link");
-        if !emit.split(',').any(|e| e == "link") {
-            return None;
-        }
-        let codegen = |key: &str| {
-            args.windows(2)
-                .filter(|w| w[0] == "-C")
-                .find_map(|w| w[1].strip_prefix(key))
-        };
-        let features = args
-            .windows(2)
-            .filter(|w| w[0] == "--cfg")
-            .filter_map(|w| w[1].strip_prefix("feature=\"")?.strip_suffix('"'))
-            .map(str::to_string)
-            .collect();
         let env = |name: &str| std::env::var(name).ok();
         Some(MacroUnit {
-            crate_name: value("--crate-name")?.to_string(),
-            out_dir: PathBuf::from(value("--out-dir")?),
-            extra_filename: codegen("extra-filename=").unwrap_or("").to_string(),
-            features,
+            crate_name: args.value("--crate-name")?.to_string(),
+            out_dir: PathBuf::from(args.value("--out-dir")?),
+            extra_filename: args.extra_filename().to_string(),
+            features: args.features(),
             package: env("CARGO_PKG_NAME")?,
             version: env("CARGO_PKG_VERSION")?,
             manifest_dir: PathBuf::from(env("CARGO_MANIFEST_DIR")?),
