@@ -282,10 +282,19 @@ pub fn run(package: &str, component: &str, cache: &Path) -> Result<ExitCode> {
     }
     let runtime = Runtime::new(CacheDir::new(cache.to_path_buf()), config)
         .context("starting the wasm runtime")?;
+    // A `-sys` dependency's script passes its include directory (in its
+    // own `OUT_DIR`) as `DEP_NAME_INCLUDE`: readable too.
+    let readable = env
+        .iter()
+        .filter(|(name, _)| name.starts_with("DEP_"))
+        .filter(|(_, value)| value.starts_with('/') && Path::new(value).is_dir())
+        .map(|(_, value)| value.clone())
+        .collect();
     let run = BuildScriptRun {
         package: package.to_string(),
         manifest_dir,
         out_dir,
+        readable,
         env,
     };
     let outcome = runtime

@@ -25,6 +25,10 @@ pub struct BuildScriptRun {
     pub manifest_dir: String,
     /// Its `OUT_DIR`: readable and writable.
     pub out_dir: String,
+    /// More directories it may read, absolute: those its dependencies'
+    /// scripts pass it in `DEP_*` variables (a `-sys` crate's include
+    /// directory in its own `OUT_DIR`).
+    pub readable: Vec<String>,
     /// The variables the script sees, as cargo set them.
     pub env: Vec<(String, String)>,
 }
@@ -145,8 +149,8 @@ impl Runtime {
     }
 }
 
-/// The script's grants: its package directory to read (`OUT_DIR` is
-/// writable, so readable, apart), and cargo's variables.
+/// The script's grants: its package directory and the `readable` ones to
+/// read (`OUT_DIR` is writable, so readable, apart), and cargo's variables.
 fn grants(run: &BuildScriptRun) -> Result<Grants, BuildScriptError> {
     let root = |name: &str, path: &str| {
         normalize(path)
@@ -159,17 +163,27 @@ fn grants(run: &BuildScriptRun) -> Result<Grants, BuildScriptError> {
     };
     let mut env = run.env.clone();
     env.sort();
+    let mut roots = vec![
+        root("$CARGO_MANIFEST_DIR", &run.manifest_dir)?,
+        root("$OUT_DIR", &run.out_dir)?,
+    ];
+    let mut read = vec![ReadGrant {
+        root: 0,
+        relative: String::new(),
+        origin: "a build script's own package".to_string(),
+    }];
+    for (index, dir) in run.readable.iter().enumerate() {
+        read.push(ReadGrant {
+            root: u32::try_from(roots.len()).unwrap_or(u32::MAX),
+            relative: String::new(),
+            origin: "a dependency's `DEP_*` variable".to_string(),
+        });
+        roots.push(root(&format!("$DEP_{index}"), dir)?);
+    }
     Ok(Grants {
         package: run.package.clone(),
-        roots: vec![
-            root("$CARGO_MANIFEST_DIR", &run.manifest_dir)?,
-            root("$OUT_DIR", &run.out_dir)?,
-        ],
-        read: vec![ReadGrant {
-            root: 0,
-            relative: String::new(),
-            origin: "a build script's own package".to_string(),
-        }],
+        roots,
+        read,
         env,
         env_patterns: Vec::new(),
     })
