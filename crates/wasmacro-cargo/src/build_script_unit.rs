@@ -138,7 +138,7 @@ pub fn after_native_compile(command: &[OsString]) -> Result<bool> {
         placement,
         component,
     };
-    record_unit(&unit.out_dir, &unit.stem, &record)?;
+    record_unit(&unit.out_dir, &unit.stem, &record, Policy::BUILD_SCRIPTS_ENV)?;
     Ok(true)
 }
 

@@ -63,6 +63,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         .env("RUSTC_WRAPPER", &exe)
         .env(WORKSPACE_ENV, &workspace)
         .env(Policy::ENV, policy.to_env())
+        .env(Policy::BUILD_SCRIPTS_ENV, policy.build_scripts_env())
         .env(SESSION_ENV, session.path())
         .env(STATS_ENV, stats.path())
         .env(COLOR_ENV, if color { "always" } else { "never" })

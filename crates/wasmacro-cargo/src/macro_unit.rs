@@ -377,14 +377,20 @@ fn finish(unit: &MacroUnit, placement: Placement, component: Option<String>) -> 
         placement,
         component,
     };
-    record_unit(&unit.out_dir, &unit.stem(), &record)
+    record_unit(&unit.out_dir, &unit.stem(), &record, Policy::ENV)
 }
 
-/// Makes cargo track the policy and limits for the unit whose files in
-/// `out_dir` are named `stem`, and records it there (and in this run's
+/// Makes cargo track the policy (the variable `policy_env` names: the whole
+/// of it, or its part for build scripts) and limits for the unit whose files
+/// in `out_dir` are named `stem`, and records it there (and in this run's
 /// session). The `env-dep` line is how rustc tells cargo about `env!`, so
-/// cargo rebuilds the unit when [`Policy::ENV`] changes.
-pub(crate) fn record_unit(out_dir: &Path, stem: &str, record: &UnitRecord) -> Result<()> {
+/// cargo rebuilds the unit when that variable changes.
+pub(crate) fn record_unit(
+    out_dir: &Path,
+    stem: &str,
+    record: &UnitRecord,
+    policy_env: &str,
+) -> Result<()> {
     let dep_info = out_dir.join(format!("{stem}.d"));
     let mut text = std::fs::read_to_string(&dep_info)
         .with_context(|| format!("reading {}", dep_info.display()))?;
@@ -393,9 +399,9 @@ pub(crate) fn record_unit(out_dir: &Path, stem: &str, record: &UnitRecord) -> Re
     }
     // Unset (plain cargo under the permanent opt-in) is not empty: cargo
     // would find `WASMACRO_POLICY=` changed on every run and rebuild.
-    match std::env::var(Policy::ENV) {
-        Ok(policy) => text.push_str(&format!("# env-dep:{}={policy}\n", Policy::ENV)),
-        Err(_) => text.push_str(&format!("# env-dep:{}\n", Policy::ENV)),
+    match std::env::var(policy_env) {
+        Ok(policy) => text.push_str(&format!("# env-dep:{policy_env}={policy}\n")),
+        Err(_) => text.push_str(&format!("# env-dep:{policy_env}\n")),
     }
     // The servers' limits (set from the policy, or by whoever runs cargo).
     match std::env::var(Limits::ENV) {

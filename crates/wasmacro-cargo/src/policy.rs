@@ -325,6 +325,30 @@ impl Policy {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// The variable carrying what of the policy decides how build scripts
+    /// run, which cargo tracks for build-script units: a change to a
+    /// macro's grants must not rerun every build script (and rebuild
+    /// everything after them).
+    pub const BUILD_SCRIPTS_ENV: &'static str = "WASMACRO_BUILD_SCRIPT_POLICY";
+
+    /// [`Policy::BUILD_SCRIPTS_ENV`]'s value: which scripts run as wasm, the
+    /// denied packages, the limits, the variables granted.
+    pub fn build_scripts_env(&self) -> String {
+        let granted_env: BTreeMap<&String, &Vec<String>> = self
+            .grants
+            .iter()
+            .filter(|(_, grant)| !grant.grants.env.is_empty())
+            .map(|(package, grant)| (package, &grant.grants.env))
+            .collect();
+        serde_json::json!({
+            "build-scripts": self.build_scripts,
+            "deny": self.deny,
+            "limits": self.limits,
+            "env": granted_env,
+        })
+        .to_string()
+    }
+
     /// The policy from [`Policy::ENV`]'s value.
     pub fn from_env(value: &str) -> Result<Policy, PolicyError> {
         serde_json::from_str(value).map_err(|e| PolicyError {
