@@ -138,7 +138,12 @@ pub fn after_native_compile(command: &[OsString]) -> Result<bool> {
         placement,
         component,
     };
-    record_unit(&unit.out_dir, &unit.stem, &record, Policy::BUILD_SCRIPTS_ENV)?;
+    record_unit(
+        &unit.out_dir,
+        &unit.stem,
+        &record,
+        Policy::BUILD_SCRIPTS_ENV,
+    )?;
     Ok(true)
 }
 

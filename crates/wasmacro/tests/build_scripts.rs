@@ -339,6 +339,21 @@ fn hostile_build_scripts_are_contained() {
         assert!(!path.exists(), "{} was written", path.display());
     }
 
+    // Frozen clocks and seeded randomness: the time is the epoch's, and a
+    // HashMap's order is the same on every run.
+    let stamp = || {
+        let output = cargo_in(&dir, Cargo::Wasmacro, &["build", "--locked", "-p", "clock"]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let target = dir.join("target");
+        let out = out_dirs(&target).remove("clock").unwrap();
+        let clean = cargo_in(&dir, Cargo::Plain, &["clean", "-p", "clock"]);
+        assert!(clean.status.success());
+        text(&out["stamp.txt"])
+    };
+    let first = stamp();
+    assert!(first.starts_with("0ns 0ns ["), "{first}");
+    assert_eq!(first, stamp());
+
     // A script that runs a process cannot run as wasm: `--strict` refuses
     // it; otherwise it runs natively, and says why. (Touched, so that the
     // wrapper decides again, whatever an earlier run left.)
