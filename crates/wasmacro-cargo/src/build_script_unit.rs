@@ -315,12 +315,15 @@ pub fn run(package: &str, component: &str, cache: &Path) -> Result<ExitCode> {
             writeln!(stdout, "{line}")?;
         }
         for name in directives.withheld(&withheld) {
-            writeln!(
-                stdout,
-                "cargo:warning=wasmacro: the build script reads `{name}`, which is set but not \
-                 given to build scripts in the sandbox; grant it with \
+            let warning = format!(
+                "the build script of {package} reads `{name}`, which is set but not given to \
+                 build scripts in the sandbox: it ran as if unset; grant it with \
                  `[workspace.metadata.wasmacro.grants] {package} = {{ env = [\"{name}\"] }}`"
-            )?;
+            );
+            // cargo shows a registry package's `cargo:warning` only with
+            // `-vv`: said on `cargo wasmacro`'s terminal too.
+            status::warn(&warning);
+            writeln!(stdout, "cargo:warning=wasmacro: {warning}")?;
         }
     }
     stdout.flush()?;

@@ -219,17 +219,22 @@ fn pure_build_scripts_run_as_wasm_and_generate_the_same_out_dirs() {
 fn what_a_script_read_and_its_variables_rerun_it() {
     let _guard = PROJECT.lock().unwrap_or_else(|e| e.into_inner());
     let dir = project_copy("build-scripts");
+    let build_with = |env: &[(&str, &str)]| {
+        let args = ["build", "--locked", "--target-dir", "target/wasm"];
+        let output = cargo_in_with(&dir, Cargo::Wasmacro, &args, env);
+        let stderr = text(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let out = out_dirs(&dir.join("target/wasm"))
+            .remove("build-scripts-app")
+            .unwrap();
+        (out, stderr)
+    };
     let build = |greeting: Option<&str>| {
         let env: Vec<(&str, &str)> = greeting
             .map(|g| ("BUILD_SCRIPTS_GREETING", g))
             .into_iter()
             .collect();
-        let args = ["build", "--locked", "--target-dir", "target/wasm"];
-        let output = cargo_in_with(&dir, Cargo::Wasmacro, &args, &env);
-        assert!(output.status.success(), "{}", text(&output.stderr));
-        out_dirs(&dir.join("target/wasm"))
-            .remove("build-scripts-app")
-            .unwrap()
+        build_with(&env).0
     };
     let words = |out: &BTreeMap<String, Vec<u8>>| text(&out["words.rs"]);
     // Whatever an earlier run of a copy kept between runs left, the script
@@ -262,6 +267,17 @@ fn what_a_script_read_and_its_variables_rerun_it() {
     assert_eq!(
         text(&greeted["nested/greeting.rs"]),
         "pub const GREETING: &str = \"bonjour\";\n"
+    );
+
+    // A variable it declared but the project did not grant: it runs as if
+    // unset, and says so where the user sees it.
+    let (_, stderr) = build_with(&[("BUILD_SCRIPTS_UNGRANTED", "1")]);
+    assert!(
+        stderr.contains(
+            "warning: the build script of build-scripts-app reads `BUILD_SCRIPTS_UNGRANTED`, \
+             which is set but not given to build scripts in the sandbox"
+        ),
+        "{stderr}"
     );
 }
 
