@@ -9,8 +9,29 @@ use std::process::Command;
 use wasmacro_host::Section;
 use wasmacro_host::maintenance::mark_used;
 
-/// What names the guest rlib `ensure_guest` returned: the rustc version and
-/// the guest sources, through its directory's name.
+/// How the guest is compiled (but the path remap, which names the staging
+/// directory). Part of its key: a guest compiled with other flags is
+/// another guest (a cache kept from a version with other flags once gave
+/// components other bytes than a fresh cache).
+const GUEST_FLAGS: &[&str] = &[
+    "--crate-name",
+    "proc_macro",
+    "--edition",
+    "2024",
+    "--crate-type",
+    "rlib",
+    "--target",
+    WASM_TARGET,
+    "-C",
+    "opt-level=3",
+    "-C",
+    "debuginfo=0",
+    "--cap-lints",
+    "allow",
+];
+
+/// What names the guest rlib `ensure_guest` returned: the rustc version,
+/// the flags and the guest sources, through its directory's name.
 pub(crate) fn key_of(rlib: &Path) -> String {
     rlib.parent()
         .and_then(Path::file_name)
@@ -24,7 +45,8 @@ pub(crate) fn ensure_guest(options: &BuildOptions) -> Result<PathBuf, BuildError
         "running `{} -vV`",
         options.rustc.display()
     )))?;
-    let parts = std::iter::once(version.as_slice()).chain(
+    let flags = GUEST_FLAGS.join(" ");
+    let parts = [version.as_slice(), flags.as_bytes()].into_iter().chain(
         embedded::GUEST
             .iter()
             .flat_map(|(p, t)| [p.as_bytes(), t.as_bytes()]),
@@ -47,24 +69,7 @@ pub(crate) fn ensure_guest(options: &BuildOptions) -> Result<PathBuf, BuildError
     }
     let output = Command::new(&options.rustc)
         .current_dir(staging.path())
-        .args([
-            "--crate-name",
-            "proc_macro",
-            "--edition",
-            "2024",
-            "--crate-type",
-            "rlib",
-        ])
-        .args([
-            "--target",
-            WASM_TARGET,
-            "-C",
-            "opt-level=3",
-            "-C",
-            "debuginfo=0",
-            "--cap-lints",
-            "allow",
-        ])
+        .args(GUEST_FLAGS)
         .args([
             "--remap-path-prefix",
             &format!("{}=/wasmacro/guest", staging.path().display()),
