@@ -41,11 +41,21 @@ pub fn build_script_component(
     let plan = workdir::plan(&located, options)?;
     tracing::info!(package = %plan.name, version = %plan.version, "building build script");
     let key = plan.key(options);
+    // The toolchain is in the key as the guest's key puts it in a macro's:
+    // another rustc, another std in the component.
+    let rustc = cargo::rustc_version(&options.rustc).map_err(io_error(format!(
+        "running `{} -vV`",
+        options.rustc.display()
+    )))?;
     let record = options.cache.section(Section::Built).join(format!(
         "build-script-{}-{}-{}",
         plan.name,
         plan.version,
-        key::Key::of("built build script", [key.as_str()]).short()
+        key::Key::of(
+            "built build script",
+            [key.as_str().as_bytes(), rustc.as_slice()]
+        )
+        .short()
     ));
     let finish = |hash: ComponentHash, bytes: &[u8]| -> Result<BuiltBuildScript, BuildError> {
         let host_cfg = plan.host_cfg.as_ref().map(|cfg| {
@@ -76,7 +86,7 @@ pub fn build_script_component(
     let work = plan.work_dir(options, &key);
     mark_used(&work);
     plan.write(options, &work)?;
-    let wasm = cargo::build(
+    let bytes = cargo::build(
         options,
         &work,
         (&plan.name, &plan.version),
@@ -85,7 +95,6 @@ pub fn build_script_component(
         },
         progress,
     )?;
-    let bytes = std::fs::read(&wasm).map_err(io_error(format!("reading {}", wasm.display())))?;
     let hash = runtime
         .cache()
         .insert(&bytes)

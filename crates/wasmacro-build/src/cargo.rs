@@ -146,17 +146,30 @@ pub(crate) enum Wasm<'a> {
 }
 
 /// Builds the work directory `work` for wasm and returns the component's
-/// path. cargo's output goes to [`BUILD_LOG`]; each crate it starts is
+/// bytes. cargo's output goes to [`BUILD_LOG`]; each crate it starts is
 /// reported to `progress`.
+///
+/// Every build shares one target directory, where cargo puts the component
+/// under its crate's name: the build holds a lock on the directory until it
+/// has read the bytes, or another build of the same crate (other features,
+/// another project) could replace them in between. cargo serialises builds
+/// of one target directory anyway, so the lock costs no parallelism.
 pub(crate) fn build(
     options: &BuildOptions,
     work: &Path,
     package: (&str, &str),
     what: Wasm<'_>,
     progress: &dyn Fn(BuildEvent),
-) -> Result<PathBuf, BuildError> {
+) -> Result<Vec<u8>, BuildError> {
     let (name, version) = package;
     let target_dir = options.cache.section(Section::Target);
+    std::fs::create_dir_all(&target_dir)
+        .map_err(io_error(format!("creating {}", target_dir.display())))?;
+    let lock_path = target_dir.join(".wasmacro-build.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .map_err(io_error(format!("creating {}", lock_path.display())))?;
+    lock.lock()
+        .map_err(io_error(format!("locking {}", lock_path.display())))?;
     for dir in ["release", WASM_TARGET] {
         mark_used(&target_dir.join(dir));
     }
@@ -270,5 +283,8 @@ pub(crate) fn build(
             format!("{}.wasm", crate::manifest::build_script_bin(name, version))
         }
     };
-    Ok(target_dir.join(WASM_TARGET).join("release").join(artifact))
+    let path = target_dir.join(WASM_TARGET).join("release").join(artifact);
+    let bytes = std::fs::read(&path).map_err(io_error(format!("reading {}", path.display())))?;
+    drop(lock);
+    Ok(bytes)
 }

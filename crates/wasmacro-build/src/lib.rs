@@ -121,6 +121,15 @@ pub enum Goal {
         /// The crate names of the build-dependencies cargo passed the native
         /// script (`--extern NAME=…`): exactly those are built with it.
         externs: std::collections::BTreeSet<String>,
+        /// Whether cargo compiled the native script with debug assertions
+        /// (`cfg!(debug_assertions)` in it must agree).
+        debug_assertions: bool,
+        /// Whether it compiled it with overflow checks.
+        overflow_checks: bool,
+        /// The script's source files, relative to the package (from the
+        /// native compilation's dep-info): those asked for host `cfg`s. Empty:
+        /// its root file, and every file beside a root in a directory.
+        sources: Vec<String>,
     },
 }
 
@@ -320,9 +329,8 @@ pub fn build_component_with_progress(
         },
         progress,
     )?;
-    let bytes = std::fs::read(&wasm).map_err(io_error(format!("reading {}", wasm.display())))?;
     // The shim must be compiled with the macro crate's edition.
-    let bytes = wasmacro_host::edition::with_edition(&bytes, &plan.edition);
+    let bytes = wasmacro_host::edition::with_edition(&wasm, &plan.edition);
 
     let invalid = |reason: String| BuildError::Invalid {
         package: plan.name.clone(),

@@ -120,7 +120,7 @@ pub(crate) fn plan(located: &Located, options: &BuildOptions) -> Result<Plan, Bu
         // one (an optional one some feature turned on, a host-only one).
         let active = |dependency: &cargo_metadata::Dependency| match &options.goal {
             Goal::ProcMacro => true,
-            Goal::BuildScript { externs } => {
+            Goal::BuildScript { externs, .. } => {
                 let key = dependency.rename.as_deref().unwrap_or(&dependency.name);
                 externs.contains(&key.replace('-', "_"))
                     || located
@@ -141,7 +141,11 @@ pub(crate) fn plan(located: &Located, options: &BuildOptions) -> Result<Plan, Bu
         match role {
             Role::Macro => rewrite_root(copied, &mut package_files)?,
             Role::BuildScript => {
-                host_cfg = rewrite_build_script(copied, &mut package_files)?;
+                let sources = match &options.goal {
+                    Goal::BuildScript { sources, .. } => sources.as_slice(),
+                    Goal::ProcMacro => &[],
+                };
+                host_cfg = rewrite_build_script(copied, &mut package_files, sources)?;
             }
             Role::Dependency => {}
         }
@@ -269,17 +273,20 @@ fn offered_features(manifest: &str) -> std::collections::BTreeSet<String> {
 }
 
 /// The build script's rewrite ([`rewrite::rewrite_build_script`]) on the
-/// package's copy; returns the first host `cfg` its sources ask about (the
-/// root's, and every file beside a root in a directory of its own).
+/// package's copy; returns the first host `cfg` its `sources` ask about
+/// (when none are known: the root's, and every file beside a root in a
+/// directory of its own).
 fn rewrite_build_script(
     package: &Package,
     files: &mut Files,
+    sources: &[String],
 ) -> Result<Option<String>, BuildError> {
     let root = target_root(package, Target::is_custom_build, "build script")?;
     let dir = root.rsplit_once('/').map(|(dir, _)| format!("{dir}/"));
     let host_cfg = files
         .iter()
         .filter(|(path, _)| match &dir {
+            _ if !sources.is_empty() => sources.contains(path),
             Some(dir) => path.starts_with(dir.as_str()) && path.ends_with(".rs"),
             None => **path == root,
         })
@@ -404,8 +411,7 @@ impl Plan {
 
     fn write_wrapper(&self, work: &Path, patches: &[Patch]) -> Result<(), BuildError> {
         if let Goal::BuildScript { .. } = self.goal {
-            let manifest =
-                manifest::build_script_workspace(patches, &[LOCAL_DIR, syn1::PATCHED_DIR]);
+            let manifest = self.build_script_workspace(patches);
             return write_if_changed(&work.join("Cargo.toml"), manifest.as_bytes());
         }
         let manifest = manifest::wrapper(
@@ -427,7 +433,20 @@ impl Plan {
     }
 
     fn build_script_workspace(&self, patches: &[Patch]) -> String {
-        manifest::build_script_workspace(patches, &[LOCAL_DIR, syn1::PATCHED_DIR])
+        let (debug_assertions, overflow_checks) = match &self.goal {
+            Goal::BuildScript {
+                debug_assertions,
+                overflow_checks,
+                ..
+            } => (*debug_assertions, *overflow_checks),
+            Goal::ProcMacro => (false, false),
+        };
+        manifest::build_script_workspace(
+            patches,
+            &[LOCAL_DIR, syn1::PATCHED_DIR],
+            debug_assertions,
+            overflow_checks,
+        )
     }
 
     /// The features the build turns on, sorted.

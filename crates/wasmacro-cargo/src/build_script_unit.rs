@@ -12,16 +12,10 @@
 //! probes, `cc`, `pkg-config`; threads) keeps its native executable, with
 //! the reason in the summary, or fails the build under `--strict`.
 //!
-//! In the sandbox ([`wasmacro_host::build_script`]) a script reads its
-//! package directory, reads and writes its `OUT_DIR`, and sees the variables
-//! cargo sets for build scripts (and those the project grants it) — not the
-//! rest of the environment. What it read joins its `rerun-if-changed` lines
-//! when it printed any (otherwise cargo already reruns it on any change in
-//! the package).
+//! What the launcher runs is `build_script_run.rs`.
 //!
-//! It must never: leave a launcher where the component could not be built or
-//! calls a process; or pass a script's output on altered but for the
-//! `rerun-if-changed` lines it adds.
+//! It must never leave a launcher where the component could not be built,
+//! calls a process, or where the platform has no `/bin/sh`.
 
 use crate::macro_unit::{
     STRICT_ENV, UnitKind, UnitRecord, WORKSPACE_ENV, one_line_reason, project_build_options,
@@ -32,16 +26,15 @@ use crate::status;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use wasmacro_build::{BuildEvent, Goal};
-use wasmacro_host::build_script::BuildScriptRun;
-use wasmacro_host::{CacheDir, ComponentHash, Limits, Runtime, RuntimeConfig};
+use wasmacro_host::{CacheDir, ComponentHash, Runtime, RuntimeConfig};
 
 /// A build script as cargo asks rustc to compile it.
 #[derive(Debug, PartialEq, Eq)]
 struct ScriptUnit {
+    /// `build_script_build`, or `build_script_main` for `build/main.rs`.
+    crate_name: String,
     out_dir: PathBuf,
     /// `build_script_build-HASH`: the executable's name, and the stem of
     /// its dep-info.
@@ -49,6 +42,11 @@ struct ScriptUnit {
     features: Vec<String>,
     /// The crate names of the `--extern`s: its build-dependencies.
     externs: BTreeSet<String>,
+    /// `-C debug-assertions` as cargo set it (rustc's default at
+    /// `opt-level=0`, where scripts are compiled, is on).
+    debug_assertions: bool,
+    /// `-C overflow-checks` (by default as debug assertions).
+    overflow_checks: bool,
 }
 
 impl ScriptUnit {
@@ -56,18 +54,56 @@ impl ScriptUnit {
     fn from_args(args: &[OsString]) -> Option<ScriptUnit> {
         let args = crate::rustc_args::RustcArgs::parse(args)?;
         let crate_name = args.value("--crate-name")?;
+        let out_dir = PathBuf::from(args.value("--out-dir")?);
+        // A build script goes to `build/PKG-HASH/`; a `[[bin]]` named
+        // `build-script-…` goes to `deps/`.
+        let in_build = out_dir
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|name| name == "build");
         if !crate_name.starts_with("build_script_")
             || args.value("--crate-type") != Some("bin")
             || !args.links()
+            || !in_build
         {
             return None;
         }
+        let switch = |key: &str| {
+            args.codegen(key)
+                .map(|value| matches!(value, "on" | "yes" | "y" | "true"))
+        };
+        let debug_assertions = switch("debug-assertions=").unwrap_or(true);
         Some(ScriptUnit {
-            out_dir: PathBuf::from(args.value("--out-dir")?),
+            crate_name: crate_name.to_string(),
+            out_dir,
             stem: format!("{crate_name}{}", args.extra_filename()),
             features: args.features(),
             externs: args.externs().map(str::to_string).collect(),
+            debug_assertions,
+            overflow_checks: switch("overflow-checks=").unwrap_or(debug_assertions),
         })
+    }
+
+    /// The script's source files below `manifest_dir`, relative to it, from
+    /// the dep-info rustc wrote (empty if it cannot be read).
+    fn sources(&self, manifest_dir: &Path) -> Vec<String> {
+        let dep_info = self.out_dir.join(format!("{}.d", self.stem));
+        let Ok(text) = std::fs::read_to_string(dep_info) else {
+            return Vec::new();
+        };
+        let Some((_, deps)) = text.lines().next().and_then(|l| l.split_once(": ")) else {
+            return Vec::new();
+        };
+        // Spaces in paths are escaped with a backslash.
+        let deps = deps.replace("\\ ", "\u{0}");
+        deps.split(' ')
+            .map(|path| path.replace('\u{0}', " "))
+            .filter_map(|path| {
+                let relative = Path::new(&path).strip_prefix(manifest_dir).ok()?;
+                Some(relative.to_str()?.to_string())
+            })
+            .filter(|path| path.ends_with(".rs"))
+            .collect()
     }
 
     fn executable(&self) -> PathBuf {
@@ -100,6 +136,10 @@ pub fn after_native_compile(command: &[OsString]) -> Result<bool> {
         .with_context(|| format!("reading the manifest of {package} v{version}"))?;
     let mut placement =
         policy.place_build_script(&package, author_says(&manifest, AUTHOR_BUILD_SCRIPT));
+    if !cfg!(unix) && matches!(placement, Placement::Wasm(_)) {
+        // The launcher is a `/bin/sh` script.
+        placement = Placement::Native("build scripts run as wasm on Unix only".into());
+    }
     let mut component = None;
     if matches!(placement, Placement::Wasm(_)) {
         let describe = format!("{package} v{version}");
@@ -134,7 +174,7 @@ pub fn after_native_compile(command: &[OsString]) -> Result<bool> {
         kind: UnitKind::BuildScript,
         package,
         version,
-        crate_name: "build_script_build".to_string(),
+        crate_name: unit.crate_name.clone(),
         placement,
         component,
     };
@@ -172,6 +212,9 @@ fn build(
     );
     options.goal = Goal::BuildScript {
         externs: unit.externs.clone(),
+        debug_assertions: unit.debug_assertions,
+        overflow_checks: unit.overflow_checks,
+        sources: unit.sources(manifest_dir),
     };
     let for_unit = format!("wasm, for the build script of {}", package.0);
     let progress = |event: BuildEvent| {
@@ -192,17 +235,21 @@ fn write_launcher(path: &Path, hash: &ComponentHash, package: &str) -> Result<()
     let wasmacro = std::env::current_exe().context("finding the wasmacro executable")?;
     let cache = CacheDir::from_env();
     let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
+    let text = |path: &Path| {
+        path.to_str()
+            .map(str::to_string)
+            .with_context(|| format!("{} is not UTF-8: the launcher names it", path.display()))
+    };
     let script = format!(
         "#!/bin/sh\n# wasmacro: the build script of {package}, run as wasm.\nexec {} run-build-script \
          --package {} --component {} --cache {}\n",
-        quote(&wasmacro.to_string_lossy()),
+        quote(&text(&wasmacro)?),
         quote(package),
         hash.as_str(),
-        quote(&cache.root().to_string_lossy()),
+        quote(&text(cache.root())?),
     );
-    // cargo hard-links the executable to `build-script-build`: replaced
-    // whole, never written through.
-    let _ = std::fs::remove_file(path);
+    // Replaced whole (a rename), never written through: cargo hard-links
+    // the executable to `build-script-build` after this returns.
     wasmacro_host::write_atomically(path, &[script.as_bytes()])
         .with_context(|| format!("writing {}", path.display()))?;
     #[cfg(unix)]
@@ -212,187 +259,6 @@ fn write_launcher(path: &Path, hash: &ComponentHash, package: &str) -> Result<()
             .with_context(|| format!("making {} executable", path.display()))?;
     }
     Ok(())
-}
-
-/// The variables cargo sets for build scripts (<https://doc.rust-lang.org/
-/// cargo/reference/environment-variables.html#environment-variables-cargo-
-/// sets-for-build-scripts>): by name, then by prefix.
-const CARGO_SETS: &[&str] = &[
-    "CARGO",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_MANIFEST_DIR",
-    "CARGO_MANIFEST_LINKS",
-    "CARGO_MANIFEST_PATH",
-    "DEBUG",
-    "HOST",
-    "NUM_JOBS",
-    "OPT_LEVEL",
-    "OUT_DIR",
-    "PROFILE",
-    "RUSTC",
-    "RUSTC_LINKER",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "RUSTC_WRAPPER",
-    "RUSTDOC",
-    "TARGET",
-];
-const CARGO_SETS_PREFIXES: &[&str] = &["CARGO_CFG_", "CARGO_FEATURE_", "CARGO_PKG_", "DEP_"];
-
-/// Whether a build script in the sandbox sees `name`.
-fn given_to_scripts(name: &str, granted: &[String]) -> bool {
-    CARGO_SETS.contains(&name)
-        || CARGO_SETS_PREFIXES.iter().any(|p| name.starts_with(p))
-        || granted
-            .iter()
-            .any(|pattern| wasmacro_protocol::env_matches(pattern, name))
-}
-
-/// `wasmacro run-build-script --package NAME --component HASH --cache DIR`:
-/// what the launcher runs, in cargo's environment for the script.
-pub fn run(package: &str, component: &str, cache: &Path) -> Result<ExitCode> {
-    let hash = ComponentHash::parse(component)
-        .with_context(|| format!("`{component}` is not a component hash"))?;
-    let var = |name: &str| {
-        std::env::var(name).with_context(|| {
-            format!(
-                "{name} is not set: `wasmacro run-build-script` is run by cargo, as a build script"
-            )
-        })
-    };
-    let manifest_dir = var("CARGO_MANIFEST_DIR")?;
-    let out_dir = var("OUT_DIR")?;
-    let policy = match std::env::var(Policy::ENV) {
-        Ok(value) => Some(Policy::from_env(&value)?),
-        Err(_) => match std::env::var_os(WORKSPACE_ENV) {
-            Some(workspace) => Some(Policy::of_workspace(Path::new(&workspace))?),
-            None => None,
-        },
-    };
-    let granted: Vec<String> = policy
-        .as_ref()
-        .and_then(|p| p.grants_of(package))
-        .map(|grant| grant.grants.env.clone())
-        .unwrap_or_default();
-    type Variables = Vec<(String, String)>;
-    let (env, withheld): (Variables, Variables) =
-        std::env::vars().partition(|(name, _)| given_to_scripts(name, &granted));
-
-    let mut config = RuntimeConfig::from_env()?;
-    // Under plain cargo nobody passed the policy's limits down.
-    if std::env::var_os(Limits::ENV).is_none()
-        && let Some(policy) = &policy
-        && !policy.limits.is_empty()
-    {
-        config.limits = Limits::parse(&policy.limits)?;
-    }
-    let runtime = Runtime::new(CacheDir::new(cache.to_path_buf()), config)
-        .context("starting the wasm runtime")?;
-    // A `-sys` dependency's script passes its include directory (in its
-    // own `OUT_DIR`) as `DEP_NAME_INCLUDE`: readable too.
-    let readable = env
-        .iter()
-        .filter(|(name, _)| name.starts_with("DEP_"))
-        .filter(|(_, value)| value.starts_with('/') && Path::new(value).is_dir())
-        .map(|(_, value)| value.clone())
-        .collect();
-    let run = BuildScriptRun {
-        package: package.to_string(),
-        manifest_dir,
-        out_dir,
-        readable,
-        env,
-    };
-    let outcome = runtime
-        .run_build_script(&hash, &run)
-        .with_context(|| format!("running the build script of {package} as wasm"))?;
-
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(&outcome.stdout)?;
-    let stdout_text = String::from_utf8_lossy(&outcome.stdout);
-    let directives = Directives::of(&stdout_text);
-    if outcome.exit_code == 0 {
-        for line in directives.unrecorded_reads(&outcome.reads, Path::new(&run.manifest_dir)) {
-            writeln!(stdout, "{line}")?;
-        }
-        for name in directives.withheld(&withheld) {
-            let warning = format!(
-                "the build script of {package} reads `{name}`, which is set but not given to \
-                 build scripts in the sandbox: it ran as if unset; grant it with \
-                 `[workspace.metadata.wasmacro.grants] {package} = {{ env = [\"{name}\"] }}`"
-            );
-            // cargo shows a registry package's `cargo:warning` only with
-            // `-vv`: said on `cargo wasmacro`'s terminal too.
-            status::warn(&warning);
-            writeln!(stdout, "cargo:warning=wasmacro: {warning}")?;
-        }
-    }
-    stdout.flush()?;
-    let mut stderr = std::io::stderr().lock();
-    stderr.write_all(&outcome.stderr)?;
-    if let Some(why) = &outcome.failure {
-        writeln!(
-            stderr,
-            "error: the build script of `{package}` ran as wasm and failed: {why}"
-        )?;
-    }
-    Ok(ExitCode::from(u8::try_from(outcome.exit_code).unwrap_or(1)))
-}
-
-/// The `rerun-if-*` directives a script printed (both `cargo:` and
-/// `cargo::` forms).
-#[derive(Debug, Default)]
-struct Directives {
-    changed: Vec<String>,
-    env_changed: Vec<String>,
-}
-
-impl Directives {
-    fn of(stdout: &str) -> Directives {
-        let mut directives = Directives::default();
-        for line in stdout.lines() {
-            let Some(rest) = line
-                .strip_prefix("cargo::")
-                .or_else(|| line.strip_prefix("cargo:"))
-            else {
-                continue;
-            };
-            if let Some(path) = rest.strip_prefix("rerun-if-changed=") {
-                directives.changed.push(path.to_string());
-            } else if let Some(name) = rest.strip_prefix("rerun-if-env-changed=") {
-                directives.env_changed.push(name.to_string());
-            }
-        }
-        directives
-    }
-
-    /// `rerun-if-changed` lines for the files the script read that its own
-    /// lines do not cover — none when it printed no `rerun-if-*` at all:
-    /// cargo then reruns it whenever anything in the package changes.
-    fn unrecorded_reads(&self, reads: &[String], manifest_dir: &Path) -> Vec<String> {
-        if self.changed.is_empty() && self.env_changed.is_empty() {
-            return Vec::new();
-        }
-        let declared: Vec<PathBuf> = self
-            .changed
-            .iter()
-            .map(|path| manifest_dir.join(path))
-            .collect();
-        reads
-            .iter()
-            .filter(|read| !declared.iter().any(|d| Path::new(read).starts_with(d)))
-            .map(|read| format!("cargo:rerun-if-changed={read}"))
-            .collect()
-    }
-
-    /// The variables the script said it depends on that are set but were
-    /// not given to it.
-    fn withheld<'a>(&self, withheld: &'a [(String, String)]) -> Vec<&'a str> {
-        withheld
-            .iter()
-            .filter(|(name, _)| self.env_changed.contains(name))
-            .map(|(name, _)| name.as_str())
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -419,12 +285,15 @@ mod tests {
             "extra-filename=-6f87",
             "--out-dir",
             "/t/debug/build/x-6f87",
+            "-C",
+            "debug-assertions=off",
             "--extern",
             "cfg_aliases=/t/debug/deps/libcfg_aliases-1.rlib",
             "--extern=priv:phf_codegen=/t/debug/deps/libphf_codegen-2.rlib",
         ]))
         .unwrap();
         assert_eq!(unit.stem, "build_script_build-6f87");
+        assert!(!unit.debug_assertions && !unit.overflow_checks);
         assert_eq!(unit.features, ["std"]);
         assert_eq!(
             unit.externs.iter().collect::<Vec<_>>(),
@@ -433,6 +302,18 @@ mod tests {
         assert_eq!(
             unit.executable(),
             Path::new("/t/debug/build/x-6f87/build_script_build-6f87")
+        );
+        // A `[[bin]]` named `build-script-gen` is compiled into `deps/`.
+        assert!(
+            ScriptUnit::from_args(&os(&[
+                "--crate-name",
+                "build_script_gen",
+                "--crate-type",
+                "bin",
+                "--out-dir",
+                "/t/debug/deps"
+            ]))
+            .is_none()
         );
         // A library, or a build script's test, is not one.
         assert!(
@@ -450,32 +331,5 @@ mod tests {
             ]))
             .is_none()
         );
-    }
-
-    #[test]
-    fn reads_join_rerun_if_changed_only_where_the_script_chose_its_own() {
-        let dir = Path::new("/p");
-        let reads = ["/p/build.rs".to_string(), "/p/data/table.txt".to_string()];
-        let silent = Directives::of("cargo:rustc-cfg=x\n");
-        assert!(silent.unrecorded_reads(&reads, dir).is_empty());
-        let own = Directives::of("cargo::rerun-if-changed=build.rs\ncargo:rustc-cfg=x\n");
-        assert_eq!(
-            own.unrecorded_reads(&reads, dir),
-            ["cargo:rerun-if-changed=/p/data/table.txt"]
-        );
-        let whole_dir =
-            Directives::of("cargo:rerun-if-changed=data\ncargo:rerun-if-changed=build.rs\n");
-        assert!(whole_dir.unrecorded_reads(&reads, dir).is_empty());
-    }
-
-    #[test]
-    fn scripts_see_cargos_variables_and_granted_ones_only() {
-        assert!(given_to_scripts("OUT_DIR", &[]));
-        assert!(given_to_scripts("CARGO_CFG_TARGET_OS", &[]));
-        assert!(given_to_scripts("DEP_Z_INCLUDE", &[]));
-        assert!(!given_to_scripts("HOME", &[]));
-        assert!(!given_to_scripts("PATH", &[]));
-        assert!(!given_to_scripts("CARGO_HOME", &[]));
-        assert!(given_to_scripts("MY_FLAG", &["MY_*".to_string()]));
     }
 }

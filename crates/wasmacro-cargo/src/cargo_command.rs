@@ -14,7 +14,7 @@ use crate::rustc_wrapper::{STATS_ENV, exit_code, read_stats};
 use crate::status::{self, COLOR_ENV, STATUS_FD_ENV, inheritable_stderr};
 use crate::summary::{self, SummaryRow};
 use anyhow::{Context, Result, bail};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -63,7 +63,10 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         .env("RUSTC_WRAPPER", &exe)
         .env(WORKSPACE_ENV, &workspace)
         .env(Policy::ENV, policy.to_env())
-        .env(Policy::BUILD_SCRIPTS_ENV, policy.build_scripts_env())
+        .env(
+            Policy::BUILD_SCRIPTS_ENV,
+            policy.build_scripts_env(&packages_with_build_scripts(&metadata)),
+        )
         .env(SESSION_ENV, session.path())
         .env(STATS_ENV, stats.path())
         .env(COLOR_ENV, if color { "always" } else { "never" })
@@ -105,15 +108,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
             if let Placement::Fallback(why) = &row.record.placement {
                 status::warn_with_color(
                     color,
-                    &format!(
-                        "{}{} v{} runs natively: {why}",
-                        match row.record.kind {
-                            UnitKind::ProcMacro => "",
-                            UnitKind::BuildScript => "the build script of ",
-                        },
-                        row.record.package,
-                        row.record.version
-                    ),
+                    &format!("{} runs natively: {why}", row.record.describe()),
                 );
             }
         }
@@ -123,15 +118,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode> {
         let fallbacks: Vec<String> = rows
             .iter()
             .filter_map(|row| match &row.record.placement {
-                Placement::Fallback(why) => Some(format!(
-                    "{}{} v{} ({why})",
-                    match row.record.kind {
-                        UnitKind::ProcMacro => "",
-                        UnitKind::BuildScript => "the build script of ",
-                    },
-                    row.record.package,
-                    row.record.version
-                )),
+                Placement::Fallback(why) => Some(format!("{} ({why})", row.record.describe())),
                 _ => None,
             })
             .collect();
@@ -204,6 +191,16 @@ fn profile_dir(subcommand: &str, args: &[OsString]) -> String {
         "bench" => "release".into(),
         other => other.into(),
     }
+}
+
+/// The packages of the build's graph that have a build script.
+fn packages_with_build_scripts(metadata: &cargo_metadata::Metadata) -> BTreeSet<String> {
+    metadata
+        .packages
+        .iter()
+        .filter(|p| p.targets.iter().any(|t| t.is_custom_build()))
+        .map(|p| p.name.to_string())
+        .collect()
 }
 
 fn color(args: &[OsString]) -> bool {
@@ -326,7 +323,7 @@ impl Row {
     fn summary(&self) -> SummaryRow {
         SummaryRow {
             krate: format!("{} v{}", self.record.package, self.record.version),
-            kind: self.record.kind.name(),
+            kind: self.record.kind,
             runs: self.record.placement.runs_as(),
             why: Some(self.record.placement.why().to_string()),
             fresh: !self.compiled,

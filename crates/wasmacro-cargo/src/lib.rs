@@ -9,6 +9,7 @@
 //! the user's `Cargo.lock`, or let a macro out of the sandbox without the
 //! project's policy or the macro author's declaration saying so.
 
+pub mod build_script_run;
 pub mod build_script_unit;
 pub mod cargo_command;
 mod dep_info;

@@ -38,16 +38,6 @@ pub enum UnitKind {
     BuildScript,
 }
 
-impl UnitKind {
-    /// As the summary names it.
-    pub fn name(self) -> &'static str {
-        match self {
-            UnitKind::ProcMacro => "proc-macro",
-            UnitKind::BuildScript => "build-script",
-        }
-    }
-}
-
 /// What became of one proc-macro or build-script unit; kept next to its
 /// artifact so later runs that find the unit fresh can still report it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -71,6 +61,16 @@ pub struct UnitRecord {
 impl UnitRecord {
     /// The record file's extension.
     pub const EXTENSION: &'static str = "wasmacro";
+
+    /// The unit as messages name it: `serde_derive v1.0.229`, `the build
+    /// script of libc v0.2.191`.
+    pub fn describe(&self) -> String {
+        let what = match self.kind {
+            UnitKind::ProcMacro => "",
+            UnitKind::BuildScript => "the build script of ",
+        };
+        format!("{what}{} v{}", self.package, self.version)
+    }
 }
 
 /// A proc-macro crate as cargo asks rustc to build it.

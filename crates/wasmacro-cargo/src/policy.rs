@@ -331,18 +331,22 @@ impl Policy {
     /// everything after them).
     pub const BUILD_SCRIPTS_ENV: &'static str = "WASMACRO_BUILD_SCRIPT_POLICY";
 
-    /// [`Policy::BUILD_SCRIPTS_ENV`]'s value: which scripts run as wasm, the
-    /// denied packages, the limits, the variables granted.
-    pub fn build_scripts_env(&self) -> String {
+    /// [`Policy::BUILD_SCRIPTS_ENV`]'s value: which scripts run as wasm, and,
+    /// of the packages `with_scripts` names (those with a build script), the
+    /// denied ones and the variables granted; the limits.
+    pub fn build_scripts_env(&self, with_scripts: &BTreeSet<String>) -> String {
         let granted_env: BTreeMap<&String, &Vec<String>> = self
             .grants
             .iter()
-            .filter(|(_, grant)| !grant.grants.env.is_empty())
+            .filter(|(package, grant)| {
+                with_scripts.contains(*package) && !grant.grants.env.is_empty()
+            })
             .map(|(package, grant)| (package, &grant.grants.env))
             .collect();
+        let denied: BTreeSet<&String> = self.deny.intersection(with_scripts).collect();
         serde_json::json!({
             "build-scripts": self.build_scripts,
-            "deny": self.deny,
+            "deny": denied,
             "limits": self.limits,
             "env": granted_env,
         })

@@ -4,6 +4,7 @@
 //! where [`JSON_ENV`] says, for build systems and tests to read rather than
 //! scrape.
 
+use crate::macro_unit::UnitKind;
 use serde::Serialize;
 use std::path::Path;
 
@@ -16,8 +17,8 @@ pub struct SummaryRow {
     /// The crate: `name vVERSION` where the version is known, else its name.
     #[serde(rename = "crate")]
     pub krate: String,
-    /// `proc-macro` or `build-script`.
-    pub kind: &'static str,
+    /// A proc-macro crate or a build script (`proc-macro`, `build-script`).
+    pub kind: UnitKind,
     /// `wasm` or `native`.
     pub runs: &'static str,
     /// Why it runs there, where the run knows.
@@ -40,7 +41,7 @@ impl SummaryRow {
     pub fn new(krate: String) -> SummaryRow {
         SummaryRow {
             krate,
-            kind: "proc-macro",
+            kind: UnitKind::ProcMacro,
             runs: "native",
             why: None,
             fresh: false,
@@ -109,8 +110,8 @@ fn table(rows: &[SummaryRow]) -> String {
             .max(header.len())
     };
     let name_of = |row: &SummaryRow| match row.kind {
-        "build-script" => format!("{} (build script)", row.krate),
-        _ => row.krate.clone(),
+        UnitKind::BuildScript => format!("{} (build script)", row.krate),
+        UnitKind::ProcMacro => row.krate.clone(),
     };
     let crate_width = width("crate", &name_of);
     let show_why = rows.iter().any(|r| r.why.is_some() || r.fresh);
@@ -142,7 +143,7 @@ fn table(rows: &[SummaryRow]) -> String {
         "time",
     );
     for row in rows {
-        let (expansions, cached, time) = if row.runs == "wasm" && row.kind == "proc-macro" {
+        let (expansions, cached, time) = if row.runs == "wasm" && row.kind == UnitKind::ProcMacro {
             (
                 if row.failures > 0 {
                     format!("{} ({} failed)", row.expansions, row.failures)
@@ -175,7 +176,7 @@ mod tests {
     fn row(krate: &str, runs: &'static str, why: Option<&str>) -> SummaryRow {
         SummaryRow {
             krate: krate.into(),
-            kind: "proc-macro",
+            kind: UnitKind::ProcMacro,
             runs,
             why: why.map(Into::into),
             fresh: false,

@@ -43,7 +43,8 @@ pub struct BuildScriptOutcome {
     pub stdout: Vec<u8>,
     /// What it printed to stderr.
     pub stderr: Vec<u8>,
-    /// The files it read in its package directory, absolute, sorted.
+    /// The files and directories it read (outside its `OUT_DIR`), absolute,
+    /// sorted.
     pub reads: Vec<String>,
     /// Why it failed when it did not exit on its own: a limit, a refused
     /// attempt, a trap.
@@ -98,6 +99,8 @@ impl Runtime {
             .instantiate(&mut store)
             .and_then(|command| command.wasi_cli_run().call_run(&mut store));
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let full =
+            |pipe: &wasmtime_wasi::p2::pipe::MemoryOutputPipe| pipe.contents().len() >= capacity;
         let (exit_code, failure) = match ran {
             Ok(Ok(())) => (0, None),
             Ok(Err(())) => (1, None),
@@ -112,6 +115,10 @@ impl Runtime {
                     );
                     let why = match store.data_mut().host_error.take() {
                         Some(refused) => Some(refused),
+                        // Writes to a full pipe fail, and the print panics.
+                        None if full(&output.stdout) || full(&output.stderr) => {
+                            Some(too_much_output(limits))
+                        }
                         // A panic prints its message and aborts (wasm has no
                         // unwinding): that is all a native script says.
                         None if panicked && aborted => None,
@@ -126,15 +133,26 @@ impl Runtime {
                 }
             },
         };
+        // A script that ignored its write errors still lost output cargo
+        // would have read.
+        let (exit_code, failure) = match failure {
+            None if full(&output.stdout) || full(&output.stderr) => {
+                (101, Some(too_much_output(limits)))
+            }
+            failure => (exit_code, failure),
+        };
         let state = store.data_mut();
         let mut reads: Vec<String> = state
             .capabilities()
             .inputs()
             .into_iter()
             .filter_map(|input| match input {
-                Input::File { path, .. } => grants.path_of(&path).or(Some(path)),
+                Input::File { path, .. } | Input::Directory { path, .. } => {
+                    grants.path_of(&path).or(Some(path))
+                }
                 _ => None,
             })
+            .filter(|path| !below(path, &run.out_dir))
             .collect();
         reads.sort();
         reads.dedup();
@@ -147,6 +165,22 @@ impl Runtime {
             fuel_used,
         })
     }
+}
+
+/// The failure of a script that filled its stdout or stderr.
+fn too_much_output(limits: &crate::limits::Limits) -> String {
+    format!(
+        "it printed more than {} (the `output` limit){}",
+        crate::limits::Size(limits.output),
+        crate::limits::raise_hint("output", GuestKind::BuildScript)
+    )
+}
+
+/// Whether `path` is `dir` or below it.
+fn below(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The script's grants: its package directory and the `readable` ones to
@@ -167,11 +201,18 @@ fn grants(run: &BuildScriptRun) -> Result<Grants, BuildScriptError> {
         root("$CARGO_MANIFEST_DIR", &run.manifest_dir)?,
         root("$OUT_DIR", &run.out_dir)?,
     ];
-    let mut read = vec![ReadGrant {
-        root: 0,
-        relative: String::new(),
-        origin: "a build script's own package".to_string(),
-    }];
+    let mut read = vec![
+        ReadGrant {
+            root: 0,
+            relative: String::new(),
+            origin: "a build script's own package".to_string(),
+        },
+        ReadGrant {
+            root: 1,
+            relative: String::new(),
+            origin: "a build script's `OUT_DIR`".to_string(),
+        },
+    ];
     for (index, dir) in run.readable.iter().enumerate() {
         read.push(ReadGrant {
             root: u32::try_from(roots.len()).unwrap_or(u32::MAX),

@@ -192,9 +192,10 @@ impl Capabilities {
 
     /// Whether `path` lies in a writable directory.
     fn writable(&self, path: &str) -> bool {
-        self.writable
-            .iter()
-            .any(|dir| path == dir || path.starts_with(&format!("{}/", dir.trim_end_matches('/'))))
+        self.writable.iter().any(|dir| {
+            path.strip_prefix(dir.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
     }
 
     /// The grants in force.
@@ -520,7 +521,109 @@ pub(crate) fn watch<T: HasCapabilities + 'static>(linker: &mut Linker<T>) -> was
     checked_write!("create-directory-at", create_directory_at);
     checked_write!("remove-directory-at", remove_directory_at);
     checked_write!("unlink-file-at", unlink_file_at);
+    // Two paths: both must lie below a writable directory.
+    types.func_wrap(
+        "[method]descriptor.rename-at",
+        |mut store: Store<'_, T>,
+         (fd, old_path, new_fd, new_path): (
+            Resource<Descriptor>,
+            String,
+            Resource<Descriptor>,
+            String,
+        )|
+         -> wasmtime::Result<(Result<(), ErrorCode>,)> {
+            let state = store.data_mut();
+            check_writes(state, &[(fd.rep(), &old_path), (new_fd.rep(), &new_path)])?;
+            let done = fs::HostDescriptor::rename_at(
+                &mut state.filesystem(),
+                fd,
+                old_path,
+                new_fd,
+                new_path,
+            );
+            Ok((result(state, done)?,))
+        },
+    )?;
+    types.func_wrap(
+        "[method]descriptor.link-at",
+        |mut store: Store<'_, T>,
+         (fd, flags, old_path, new_fd, new_path): (
+            Resource<Descriptor>,
+            PathFlags,
+            String,
+            Resource<Descriptor>,
+            String,
+        )|
+         -> wasmtime::Result<(Result<(), ErrorCode>,)> {
+            let state = store.data_mut();
+            check_writes(state, &[(fd.rep(), &old_path), (new_fd.rep(), &new_path)])?;
+            let done = fs::HostDescriptor::link_at(
+                &mut state.filesystem(),
+                fd,
+                flags,
+                old_path,
+                new_fd,
+                new_path,
+            );
+            Ok((result(state, done)?,))
+        },
+    )?;
+    types.func_wrap(
+        "[method]descriptor.set-times-at",
+        |mut store: Store<'_, T>,
+         (fd, flags, path, atime, mtime): (
+            Resource<Descriptor>,
+            PathFlags,
+            String,
+            fs::NewTimestamp,
+            fs::NewTimestamp,
+        )|
+         -> wasmtime::Result<(Result<(), ErrorCode>,)> {
+            let state = store.data_mut();
+            check_writes(state, &[(fd.rep(), &path)])?;
+            let done = fs::HostDescriptor::set_times_at(
+                &mut state.filesystem(),
+                fd,
+                flags,
+                path,
+                atime,
+                mtime,
+            );
+            Ok((result(state, done)?,))
+        },
+    )?;
+    // A symbolic link could lead a later open out of where it was made, and
+    // no build script needs one: refused wherever it would be.
+    types.func_wrap(
+        "[method]descriptor.symlink-at",
+        |mut store: Store<'_, T>,
+         (fd, _target, path): (Resource<Descriptor>, String, String)|
+         -> wasmtime::Result<(Result<(), ErrorCode>,)> {
+            let state = store.data_mut();
+            let full = state
+                .capabilities()
+                .resolve(fd.rep(), &path)
+                .unwrap_or(path);
+            Err(refuse_path(state, &full, Access::Write))
+        },
+    )?;
     linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// Ends the call with the sandbox's error unless every `(descriptor, path)`
+/// names a place below a writable directory.
+fn check_writes<T: HasCapabilities>(state: &mut T, paths: &[(u32, &str)]) -> wasmtime::Result<()> {
+    for (fd, path) in paths {
+        let full = state.capabilities().resolve(*fd, path);
+        match full {
+            Some(full) if state.capabilities().writable(&full) => {}
+            full => {
+                let full = full.unwrap_or_else(|| path.to_string());
+                return Err(refuse_path(state, &full, Access::Write));
+            }
+        }
+    }
     Ok(())
 }
 

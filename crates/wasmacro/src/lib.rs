@@ -222,7 +222,7 @@ pub fn main() -> ExitCode {
             package,
             component,
             cache,
-        } => wasmacro_cargo::build_script_unit::run(&package, &component, &cache),
+        } => wasmacro_cargo::build_script_run::run(&package, &component, &cache),
         Command::Cache { action } => cache_command(action),
         Command::Policy {
             manifest_path,

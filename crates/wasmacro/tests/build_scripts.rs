@@ -328,6 +328,24 @@ const HOSTILE: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "ld-preload",
+        &[
+            "the build script printed `cargo::rustc-env=LD_PRELOAD=",
+            "would run outside the sandbox when cargo applies it",
+        ],
+    ),
+    (
+        "link-arg",
+        &["printed `cargo::rustc-link-arg=-Wl,--plugin=/tmp/not-there.so`"],
+    ),
+    (
+        "widened",
+        &[
+            "tried to read `",
+            "/secret.txt`, outside its package and `OUT_DIR`",
+        ],
+    ),
+    (
         "spins",
         &[
             "it ran out of fuel: it executed more than 200000000 wasm instructions",
