@@ -75,12 +75,9 @@ pub fn run(package: &str, component: &str, cache: &Path) -> Result<ExitCode> {
     };
     let manifest_dir = var("CARGO_MANIFEST_DIR")?;
     let out_dir = var("OUT_DIR")?;
-    let policy = match std::env::var(Policy::ENV) {
-        Ok(value) => Some(Policy::from_env(&value)?),
-        Err(_) => match std::env::var_os(WORKSPACE_ENV) {
-            Some(workspace) => Some(Policy::of_workspace(Path::new(&workspace))?),
-            None => None,
-        },
+    let policy = match std::env::var_os(WORKSPACE_ENV) {
+        Some(workspace) => Some(Policy::in_force(Path::new(&workspace))?),
+        None => None,
     };
     let granted: Vec<String> = policy
         .as_ref()

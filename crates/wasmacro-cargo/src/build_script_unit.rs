@@ -128,10 +128,7 @@ pub fn after_native_compile(command: &[OsString]) -> Result<bool> {
     let package = env("CARGO_PKG_NAME")?;
     let version = env("CARGO_PKG_VERSION")?;
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR")?);
-    let policy = match std::env::var(Policy::ENV) {
-        Ok(value) => Policy::from_env(&value)?,
-        Err(_) => Policy::of_workspace(Path::new(&workspace))?,
-    };
+    let policy = Policy::in_force(Path::new(&workspace))?;
     let manifest = std::fs::read_to_string(manifest_dir.join("Cargo.toml"))
         .with_context(|| format!("reading the manifest of {package} v{version}"))?;
     let mut placement =

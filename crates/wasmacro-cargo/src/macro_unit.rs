@@ -130,10 +130,7 @@ pub fn compile(command: &[OsString]) -> Option<Result<ExitCode>> {
 }
 
 fn compile_unit(command: &[OsString], unit: &MacroUnit, workspace: &Path) -> Result<ExitCode> {
-    let policy = match std::env::var(Policy::ENV) {
-        Ok(value) => Policy::from_env(&value)?,
-        Err(_) => Policy::of_workspace(workspace)?,
-    };
+    let policy = Policy::in_force(workspace)?;
     let manifest = std::fs::read_to_string(unit.manifest_dir.join("Cargo.toml"))
         .with_context(|| format!("reading the manifest of {}", unit.describe()))?;
     let placement = policy.place(&unit.package, author_opted_in(&manifest));

@@ -325,6 +325,16 @@ impl Policy {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// The policy a wrapper or launcher works under: what `cargo wasmacro`
+    /// passed down in [`Policy::ENV`], else (plain cargo under the
+    /// permanent opt-in) the manifest of the workspace at `workspace`.
+    pub fn in_force(workspace: &std::path::Path) -> Result<Policy, PolicyError> {
+        match std::env::var(Policy::ENV) {
+            Ok(value) => Policy::from_env(&value),
+            Err(_) => Policy::of_workspace(workspace),
+        }
+    }
+
     /// The variable carrying what of the policy decides how build scripts
     /// run, which cargo tracks for build-script units: a change to a
     /// macro's grants must not rerun every build script (and rebuild

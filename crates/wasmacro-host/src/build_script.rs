@@ -13,7 +13,7 @@ use crate::capabilities::HasCapabilities as _;
 use crate::error::LoadError;
 use crate::instance::{GuestKind, GuestState, Runtime, new_store};
 use crate::wasi::build_script_ctx;
-use wasmacro_protocol::{Grants, Input, ReadGrant, Root, normalize};
+use wasmacro_protocol::{Grants, Input, ReadGrant, Root, below, normalize};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 
 /// One run of a build script.
@@ -99,8 +99,11 @@ impl Runtime {
             .instantiate(&mut store)
             .and_then(|command| command.wasi_cli_run().call_run(&mut store));
         let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-        let full =
-            |pipe: &wasmtime_wasi::p2::pipe::MemoryOutputPipe| pipe.contents().len() >= capacity;
+        // Writes to a full pipe fail: a script's print then panics, or, if it
+        // ignored the error, cargo misses what it would have read.
+        let overflowed = [&output.stdout, &output.stderr]
+            .iter()
+            .any(|pipe| pipe.contents().len() >= capacity);
         let (exit_code, failure) = match ran {
             Ok(Ok(())) => (0, None),
             Ok(Err(())) => (1, None),
@@ -115,10 +118,7 @@ impl Runtime {
                     );
                     let why = match store.data_mut().host_error.take() {
                         Some(refused) => Some(refused),
-                        // Writes to a full pipe fail, and the print panics.
-                        None if full(&output.stdout) || full(&output.stderr) => {
-                            Some(too_much_output(limits))
-                        }
+                        None if overflowed => Some(too_much_output(limits)),
                         // A panic prints its message and aborts (wasm has no
                         // unwinding): that is all a native script says.
                         None if panicked && aborted => None,
@@ -133,12 +133,8 @@ impl Runtime {
                 }
             },
         };
-        // A script that ignored its write errors still lost output cargo
-        // would have read.
         let (exit_code, failure) = match failure {
-            None if full(&output.stdout) || full(&output.stderr) => {
-                (101, Some(too_much_output(limits)))
-            }
+            None if overflowed => (101, Some(too_much_output(limits))),
             failure => (exit_code, failure),
         };
         let state = store.data_mut();
@@ -152,7 +148,7 @@ impl Runtime {
                 }
                 _ => None,
             })
-            .filter(|path| !below(path, &run.out_dir))
+            .filter(|path| below(&run.out_dir, path).is_none())
             .collect();
         reads.sort();
         reads.dedup();
@@ -174,13 +170,6 @@ fn too_much_output(limits: &crate::limits::Limits) -> String {
         crate::limits::Size(limits.output),
         crate::limits::raise_hint("output", GuestKind::BuildScript)
     )
-}
-
-/// Whether `path` is `dir` or below it.
-fn below(path: &str, dir: &str) -> bool {
-    let dir = dir.trim_end_matches('/');
-    path.strip_prefix(dir)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The script's grants: its package directory and the `readable` ones to

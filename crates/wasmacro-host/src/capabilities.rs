@@ -15,7 +15,7 @@
 use crate::wasi::SandboxAttempt;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use wasmacro_protocol::{Grants, Input, normalize};
+use wasmacro_protocol::{Grants, Input, below, normalize};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::filesystem::WasiFilesystemView;
@@ -190,12 +190,15 @@ impl Capabilities {
         })
     }
 
+    /// Whether the guest may do `access` to `path`: read or list what its
+    /// grants cover, and anything below a writable directory.
+    fn allows(&self, path: &str, access: Access) -> bool {
+        self.writable(path) || (access != Access::Write && self.grants.covers(path))
+    }
+
     /// Whether `path` lies in a writable directory.
     fn writable(&self, path: &str) -> bool {
-        self.writable.iter().any(|dir| {
-            path.strip_prefix(dir.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+        self.writable.iter().any(|dir| below(dir, path).is_some())
     }
 
     /// The grants in force.
@@ -502,18 +505,9 @@ pub(crate) fn watch<T: HasCapabilities + 'static>(linker: &mut Linker<T>) -> was
                  (fd, path): (Resource<Descriptor>, String)|
                  -> wasmtime::Result<(Result<(), ErrorCode>,)> {
                     let state = store.data_mut();
-                    let full = state.capabilities().resolve(fd.rep(), &path);
-                    match full {
-                        Some(full) if state.capabilities().writable(&full) => {
-                            let done =
-                                fs::HostDescriptor::$method(&mut state.filesystem(), fd, path);
-                            Ok((result(state, done)?,))
-                        }
-                        full => {
-                            let full = full.unwrap_or(path);
-                            Err(refuse_path(state, &full, Access::Write))
-                        }
-                    }
+                    check_writes(state, &[(fd.rep(), &path)])?;
+                    let done = fs::HostDescriptor::$method(&mut state.filesystem(), fd, path);
+                    Ok((result(state, done)?,))
                 },
             )?;
         };
@@ -617,7 +611,7 @@ fn check_writes<T: HasCapabilities>(state: &mut T, paths: &[(u32, &str)]) -> was
     for (fd, path) in paths {
         let full = state.capabilities().resolve(*fd, path);
         match full {
-            Some(full) if state.capabilities().writable(&full) => {}
+            Some(full) if state.capabilities().allows(&full, Access::Write) => {}
             full => {
                 let full = full.unwrap_or_else(|| path.to_string());
                 return Err(refuse_path(state, &full, Access::Write));
@@ -676,13 +670,7 @@ fn check<T: HasCapabilities>(
         };
         return Err(refuse_path(state, &shown, access));
     };
-    let granted = match access {
-        Access::Write => capabilities.writable(&full),
-        Access::Read | Access::List => {
-            capabilities.grants.covers(&full) || capabilities.writable(&full)
-        }
-    };
-    if granted {
+    if capabilities.allows(&full, access) {
         return Ok(Some(full));
     }
     let missing = access != Access::Write
@@ -701,7 +689,7 @@ fn check_path<T: HasCapabilities>(
     path: &str,
     access: Access,
 ) -> wasmtime::Result<()> {
-    if access != Access::Write && state.capabilities().grants.covers(path) {
+    if state.capabilities().allows(path, access) {
         return Ok(());
     }
     Err(refuse_path(state, path, access))

@@ -70,7 +70,7 @@ pub fn env_matches(pattern: &str, name: &str) -> bool {
 }
 
 /// `path` below `base`, as the rest after it (`""` for `base` itself).
-fn below<'a>(base: &str, path: &'a str) -> Option<&'a str> {
+pub fn below<'a>(base: &str, path: &'a str) -> Option<&'a str> {
     let base = base.trim_end_matches('/');
     let rest = path.strip_prefix(base)?;
     if rest.is_empty() {

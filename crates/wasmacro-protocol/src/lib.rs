@@ -27,7 +27,7 @@ mod grants;
 pub mod runtime_abi;
 
 pub use codec::{DecodeError, Decoder, Encoder, read_frame, write_frame};
-pub use grants::{ROOTS, env_matches, normalize};
+pub use grants::{ROOTS, below, env_matches, normalize};
 
 /// Bumped whenever a message changes shape. A shim and a server only talk if
 /// their versions are equal.
